@@ -1,0 +1,370 @@
+package oauthtransport
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Sentinels for errors.Is. Each typed error below matches exactly one of
+// them, also through the *url.Error that [http.Client] wraps around it.
+var (
+	// ErrUnauthorized matches a final 401 (*UnauthorizedError).
+	ErrUnauthorized = errors.New("oauthtransport: unauthorized")
+	// ErrForbidden matches a 403 that is not a rate limit (*ForbiddenError).
+	ErrForbidden = errors.New("oauthtransport: forbidden")
+	// ErrRateLimited matches a rate limit that was not retried further
+	// (*RateLimitError).
+	ErrRateLimited = errors.New("oauthtransport: rate limited")
+	// ErrServer matches a 5xx after retries (*ServerError).
+	ErrServer = errors.New("oauthtransport: server error")
+	// ErrToken matches any failure to obtain a token (*TokenError).
+	ErrToken = errors.New("oauthtransport: cannot obtain a token")
+	// ErrBodyNotRewindable is matched when a request had to be sent again
+	// (after a 401 or a retryable failure) but its body cannot be replayed:
+	// it has no GetBody. The body is never sent twice.
+	ErrBodyNotRewindable = errors.New("oauthtransport: request body cannot be replayed")
+	// ErrInsecureTransport is returned when a token would have gone over
+	// plain http to a host that is not loopback. Nothing was sent. See
+	// [WithInsecureHTTP].
+	ErrInsecureTransport = errors.New("oauthtransport: refusing to send a token over plain http to a non-loopback host")
+)
+
+// maxErrorBody bounds how much of a response body a [ResponseError] keeps.
+const maxErrorBody = 64 << 10
+
+// maxDrain bounds how much more of a discarded body is read so that its
+// connection can be reused; a longer body is closed unread.
+const maxDrain = 4 << 10
+
+// ResponseError holds what a caller needs to know about a response that
+// became an error. It is embedded in each of the status errors, which return
+// it from Unwrap, so errors.As with a *ResponseError finds it for any of them.
+type ResponseError struct {
+	StatusCode int
+	Header     http.Header // a clone of the response header
+	// Body holds the first 64 KiB of the response body. Truncated reports
+	// that the body was longer; the rest was discarded.
+	Body      []byte
+	Truncated bool
+	Attempts  int      // requests sent to the server, the first included
+	Problem   *Problem // RFC 9457 details when the body was application/problem+json
+	// Message is a short, one-line summary taken from the usual JSON error
+	// shapes of the body (problem details, OAuth, Google, errors[]); empty
+	// when there was none.
+	Message string
+	Method  string
+	URL     string // the request URL without user info, query or fragment
+}
+
+// Error returns one line: method, URL, status and Message.
+func (e *ResponseError) Error() string {
+	var b strings.Builder
+	b.WriteString("oauthtransport: ")
+	b.WriteString(e.Method)
+	b.WriteByte(' ')
+	b.WriteString(e.URL)
+	b.WriteString(": ")
+	b.WriteString(strconv.Itoa(e.StatusCode))
+	if txt := http.StatusText(e.StatusCode); txt != "" {
+		b.WriteByte(' ')
+		b.WriteString(txt)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	return b.String()
+}
+
+// UnauthorizedError is a 401 that remained after the one replay with a fresh
+// token, or that a fresh token could not help (the challenge names another
+// scheme, or the body could not be replayed).
+type UnauthorizedError struct {
+	ResponseError
+	Challenge Challenge // the challenge for the scheme that was sent, else the first
+}
+
+// Is reports whether target is [ErrUnauthorized].
+func (e *UnauthorizedError) Is(target error) bool { return target == ErrUnauthorized }
+
+// Unwrap returns the embedded *ResponseError.
+func (e *UnauthorizedError) Unwrap() error { return &e.ResponseError }
+
+// ForbiddenError is a 403 that is not a rate limit.
+type ForbiddenError struct {
+	ResponseError
+	Challenge Challenge
+	// Scope is the scope the server asked for in an insufficient_scope
+	// challenge (RFC 6750 §3.1), empty otherwise.
+	Scope string
+}
+
+// Is reports whether target is [ErrForbidden].
+func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
+
+// Unwrap returns the embedded *ResponseError.
+func (e *ForbiddenError) Unwrap() error { return &e.ResponseError }
+
+// RateLimitError is a 429 or 420, a rate-limit 403, or a 503 with a
+// retry hint, that was not retried further: attempts ran out, or the wait
+// the server asked for was longer than [RetryPolicy.MaxRetryAfter] or than
+// the caller's deadline allows.
+type RateLimitError struct {
+	ResponseError
+	// RetryAfter is the server's hint as parsed, zero when there was none.
+	// It is not the delay the transport would have chosen.
+	RetryAfter time.Duration
+	// Limit, Remaining and Reset are what the server announced in its
+	// RateLimit or X-RateLimit headers; -1 (Limit, Remaining) or zero
+	// (Reset) when it announced nothing.
+	Limit, Remaining int
+	Reset            time.Duration
+}
+
+// Is reports whether target is [ErrRateLimited].
+func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
+
+// Unwrap returns the embedded *ResponseError.
+func (e *RateLimitError) Unwrap() error { return &e.ResponseError }
+
+// ServerError is a 5xx that remained after retries.
+type ServerError struct {
+	ResponseError
+}
+
+// Is reports whether target is [ErrServer].
+func (e *ServerError) Is(target error) bool { return target == ErrServer }
+
+// Unwrap returns the embedded *ResponseError.
+func (e *ServerError) Unwrap() error { return &e.ResponseError }
+
+// TokenError is a failure to obtain a token: the token endpoint answered
+// with an error (RFC 6749 §5.2), could not be reached, or the [Source]
+// failed.
+type TokenError struct {
+	Code        string // the "error" member, e.g. "invalid_grant"
+	Description string // the "error_description" member
+	StatusCode  int    // the token endpoint's HTTP status; zero for a network failure
+	Err         error  // the underlying cause
+}
+
+// Error returns one line; it never holds a token, a secret or a response body.
+func (e *TokenError) Error() string {
+	var b strings.Builder
+	b.WriteString("oauthtransport: cannot obtain a token")
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, ": token endpoint answered %d", e.StatusCode)
+	}
+	if e.Code != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Code)
+	}
+	if e.Description != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Description)
+	}
+	var re *oauth2.RetrieveError
+	if e.Err != nil && !errors.As(e.Err, &re) {
+		// A RetrieveError's text holds the whole response body; anything
+		// else (a network failure, a Source's own error) is short.
+		b.WriteString(": ")
+		b.WriteString(oneLine(e.Err.Error(), 300))
+	}
+	return b.String()
+}
+
+// Is reports whether target is [ErrToken].
+func (e *TokenError) Is(target error) bool { return target == ErrToken }
+
+// Unwrap returns the underlying cause.
+func (e *TokenError) Unwrap() error { return e.Err }
+
+// Temporary reports whether the failure may go away by itself: the token
+// endpoint answered 5xx or 429, or could not be reached.
+func (e *TokenError) Temporary() bool {
+	switch {
+	case e.StatusCode >= 500, e.StatusCode == http.StatusTooManyRequests:
+		return true
+	case e.StatusCode != 0, e.Code != "":
+		return false
+	}
+	var re *oauth2.RetrieveError
+	return !errors.As(e.Err, &re) && isNetworkError(e.Err)
+}
+
+// terminal reports whether the error is one a retry cannot fix (RFC 6749
+// §5.2 codes that say the credential or request is wrong).
+func (e *TokenError) terminal() bool {
+	switch e.Code {
+	case "invalid_grant", "invalid_client", "unauthorized_client", "invalid_scope", "unsupported_grant_type", "invalid_request":
+		return true
+	}
+	return e.StatusCode == http.StatusBadRequest || e.StatusCode == http.StatusUnauthorized
+}
+
+// asTokenError turns whatever a Source returned into a *TokenError.
+func asTokenError(err error) *TokenError {
+	if te, ok := errors.AsType[*TokenError](err); ok {
+		return te
+	}
+	te := &TokenError{Err: err}
+	if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
+		te.Code = re.ErrorCode
+		te.Description = oneLine(re.ErrorDescription, 300)
+		if re.Response != nil {
+			te.StatusCode = re.Response.StatusCode
+		}
+	}
+	return te
+}
+
+// bodyNotRewindableError is a 401 whose request could not be replayed: it
+// matches both ErrBodyNotRewindable and *UnauthorizedError.
+type bodyNotRewindableError struct{ *UnauthorizedError }
+
+func (e bodyNotRewindableError) Error() string {
+	return e.UnauthorizedError.Error() + ": request body cannot be replayed with a new token"
+}
+
+func (e bodyNotRewindableError) Unwrap() []error {
+	return []error{ErrBodyNotRewindable, e.UnauthorizedError}
+}
+
+// insecureError is returned for a token that would have gone over plain http.
+type insecureError struct{ method, url string }
+
+func (e *insecureError) Error() string {
+	return "oauthtransport: " + e.method + " " + e.url + ": refusing to send a token over plain http to a non-loopback host (see WithInsecureHTTP)"
+}
+
+func (e *insecureError) Unwrap() error { return ErrInsecureTransport }
+
+// ErrorFromResponse turns a response with an error status (401, 403, 420,
+// 429, 5xx) into the matching typed error, reading at most 64 KiB of its
+// body and closing it. For any other status it returns nil and leaves the
+// response untouched. It is for callers that use WithStatusErrors(false) or
+// decode responses themselves.
+func ErrorFromResponse(resp *http.Response) error {
+	if resp == nil || !isErrorStatus(resp.StatusCode) {
+		return nil
+	}
+	return newStatusError(resp.Request, resp, 1, "")
+}
+
+func isErrorStatus(code int) bool {
+	return code == http.StatusUnauthorized || code == http.StatusForbidden ||
+		code == http.StatusTooManyRequests || code == statusEnhanceYourCalm || code >= 500
+}
+
+// statusEnhanceYourCalm is the 420 some APIs send for rate limiting.
+const statusEnhanceYourCalm = 420
+
+// newStatusError reads and closes resp's body and returns the typed error
+// for its status. sent is the access token that was sent, redacted from
+// anything the server echoed back.
+func newStatusError(req *http.Request, resp *http.Response, attempts int, sent string) error {
+	re := ResponseError{
+		StatusCode: resp.StatusCode,
+		Header:     resp.Header.Clone(),
+		Attempts:   attempts,
+	}
+	if req != nil {
+		re.Method = req.Method
+		re.URL = redactURL(req.URL)
+	}
+	re.Body, re.Truncated = readBounded(resp.Body, maxErrorBody)
+	if isProblemJSON(resp.Header.Get("Content-Type")) {
+		re.Problem = parseProblem(re.Body)
+	}
+	re.Message = errorMessage(re.Problem, re.Body)
+	challenges := parseChallenges(resp.Header.Values("Www-Authenticate"))
+	if sent != "" && strings.Contains(re.Message, sent) {
+		re.Message = strings.ReplaceAll(re.Message, sent, "[REDACTED]")
+	}
+	now := time.Now()
+	switch code := resp.StatusCode; {
+	case code == http.StatusUnauthorized:
+		return &UnauthorizedError{ResponseError: re, Challenge: pickChallenge(challenges, "Bearer")}
+	case code == http.StatusForbidden:
+		if rateLimited403(resp.Header, re.Body) {
+			return newRateLimitError(re, resp.Header, now)
+		}
+		ch := pickChallenge(challenges, "Bearer")
+		fe := &ForbiddenError{ResponseError: re, Challenge: ch}
+		if ch.Error == "insufficient_scope" {
+			fe.Scope = ch.Scope
+			if fe.Message == "" || fe.Message == "insufficient_scope" {
+				fe.Message = "insufficient_scope"
+				if ch.Scope != "" {
+					fe.Message += fmt.Sprintf(" (needs %q)", ch.Scope)
+				}
+			}
+		}
+		return fe
+	case code == http.StatusTooManyRequests, code == statusEnhanceYourCalm:
+		return newRateLimitError(re, resp.Header, now)
+	case code == http.StatusServiceUnavailable:
+		if _, ok := retryHint(resp.Header, now); ok {
+			return newRateLimitError(re, resp.Header, now)
+		}
+		return &ServerError{ResponseError: re}
+	case code >= 500:
+		return &ServerError{ResponseError: re}
+	}
+	return nil
+}
+
+func newRateLimitError(re ResponseError, h http.Header, now time.Time) *RateLimitError {
+	e := &RateLimitError{ResponseError: re}
+	e.RetryAfter, _ = retryHint(h, now)
+	e.Limit, e.Remaining, e.Reset = rateLimitQuota(h, now)
+	return e
+}
+
+// readBounded reads up to n bytes of body, drains a little more so the
+// connection can be reused, and closes it.
+func readBounded(body io.ReadCloser, n int64) ([]byte, bool) {
+	if body == nil {
+		return nil, false
+	}
+	defer body.Close()
+	b, _ := io.ReadAll(io.LimitReader(body, n+1))
+	if int64(len(b)) <= n {
+		return b, false
+	}
+	_, _ = io.CopyN(io.Discard, body, maxDrain)
+	return b[:n], true
+}
+
+// drain discards a little of a response body that is not returned, so its
+// connection can be reused, and closes it.
+func drain(resp *http.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+	resp.Body.Close()
+}
+
+// redactURL returns u without user info, query or fragment.
+func redactURL(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	c := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath, Opaque: u.Opaque}
+	return c.String()
+}
+
+// oneLine returns s on one line, at most n bytes long.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}

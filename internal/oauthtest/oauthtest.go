@@ -1,0 +1,347 @@
+// Package oauthtest runs an in-process OAuth2 authorization server and a
+// protected API on loopback, for tests, examples and benchmarks.
+//
+// The token endpoint (/token) serves the client-credentials grant and the
+// refresh-token grant with rotation and reuse detection (RFC 6749 §10.4:
+// presenting a refresh token that was already rotated revokes its family).
+// The API (/api/...) accepts only live access tokens and echoes what it
+// received. Knobs inject faults: failing token responses, a slow token
+// endpoint, revocation, rejection of every token.
+package oauthtest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// Client credentials the server accepts unless told otherwise.
+const (
+	ClientID     = "test-client"
+	ClientSecret = "test-secret"
+)
+
+// Server is an authorization server and protected API. Its methods are safe
+// for concurrent use.
+type Server struct {
+	*httptest.Server
+	TokenURL string
+	APIURL   string
+
+	tokenCalls, apiCalls, apiRejected atomic.Int64
+
+	mu         sync.Mutex
+	lifetime   time.Duration
+	tokenDelay time.Duration
+	failures   []Failure
+	rejectAll  bool
+	access     map[string]grant   // live access tokens
+	refresh    map[string]*family // refresh token -> its family
+	used       map[string]*family // rotated-away refresh tokens, for reuse detection
+	extra      map[string]any     // extra members of every token response
+	rawExpires func(d time.Duration) any
+}
+
+type grant struct {
+	expiry time.Time
+	fam    *family
+	scope  string
+}
+
+type family struct{ revoked bool }
+
+// Failure is a scripted token endpoint failure.
+type Failure struct {
+	Status int
+	Code   string // RFC 6749 §5.2 error code; empty sends a non-JSON body
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// Lifetime sets expires_in of issued access tokens (default 1h). Zero
+// omits expires_in.
+func Lifetime(d time.Duration) Option { return func(s *Server) { s.lifetime = d } }
+
+// ExpiresInAsString sends expires_in as a JSON string, as some servers do.
+func ExpiresInAsString() Option {
+	return func(s *Server) {
+		s.rawExpires = func(d time.Duration) any { return jsonString(int64(d / time.Second)) }
+	}
+}
+
+// AlwaysReject makes the API answer 401 to every token.
+func AlwaysReject() Option { return func(s *Server) { s.rejectAll = true } }
+
+// TokenDelay makes the token endpoint answer after d.
+func TokenDelay(d time.Duration) Option { return func(s *Server) { s.tokenDelay = d } }
+
+// New starts a server on loopback. Close it when done.
+func New(opts ...Option) *Server {
+	s := &Server{
+		lifetime: time.Hour,
+		access:   make(map[string]grant),
+		refresh:  make(map[string]*family),
+		used:     make(map[string]*family),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", s.serveToken)
+	mux.HandleFunc("/api/", s.serveAPI)
+	s.Server = httptest.NewServer(mux)
+	s.TokenURL = s.URL + "/token"
+	s.APIURL = s.URL + "/api/"
+	return s
+}
+
+// NewServer starts a server that is closed when t ends.
+func NewServer(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	s := New(opts...)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// ClientCredentials returns a config for the client-credentials grant.
+func (s *Server) ClientCredentials() *clientcredentials.Config {
+	return &clientcredentials.Config{ClientID: ClientID, ClientSecret: ClientSecret, TokenURL: s.TokenURL, AuthStyle: oauth2.AuthStyleInHeader}
+}
+
+// OAuth2Config returns a config for the refresh-token grant.
+func (s *Server) OAuth2Config() *oauth2.Config {
+	return &oauth2.Config{ClientID: ClientID, ClientSecret: ClientSecret,
+		Endpoint: oauth2.Endpoint{TokenURL: s.TokenURL, AuthStyle: oauth2.AuthStyleInHeader}}
+}
+
+// IssueRefreshToken returns a new refresh token, as an authorization-code
+// grant would have.
+func (s *Server) IssueRefreshToken() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := "rt-" + randomHex()
+	s.refresh[rt] = &family{}
+	return rt
+}
+
+// TokenCalls returns how many requests the token endpoint received.
+func (s *Server) TokenCalls() int64 { return s.tokenCalls.Load() }
+
+// APICalls returns how many requests the API received.
+func (s *Server) APICalls() int64 { return s.apiCalls.Load() }
+
+// APIRejected returns how many API requests were answered 401.
+func (s *Server) APIRejected() int64 { return s.apiRejected.Load() }
+
+// FailTokens makes the next token requests fail, one Failure each.
+func (s *Server) FailTokens(fs ...Failure) {
+	s.mu.Lock()
+	s.failures = append(s.failures, fs...)
+	s.mu.Unlock()
+}
+
+// SetLifetime changes expires_in of tokens issued from now on.
+func (s *Server) SetLifetime(d time.Duration) {
+	s.mu.Lock()
+	s.lifetime = d
+	s.mu.Unlock()
+}
+
+// SetExtra adds members to every token response (e.g. "scope").
+func (s *Server) SetExtra(extra map[string]any) {
+	s.mu.Lock()
+	s.extra = extra
+	s.mu.Unlock()
+}
+
+// Revoke makes the API reject an access token. It reports whether the
+// token was live.
+func (s *Server) Revoke(accessToken string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.access[accessToken]
+	delete(s.access, accessToken)
+	return ok
+}
+
+// RevokeAll makes the API reject every access token issued so far.
+func (s *Server) RevokeAll() {
+	s.mu.Lock()
+	clear(s.access)
+	s.mu.Unlock()
+}
+
+// Live reports whether an access token would be accepted now.
+func (s *Server) Live(accessToken string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.access[accessToken]
+	return ok && s.liveLocked(g)
+}
+
+func (s *Server) liveLocked(g grant) bool {
+	return (g.expiry.IsZero() || time.Now().Before(g.expiry)) && (g.fam == nil || !g.fam.revoked)
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	s.tokenCalls.Add(1)
+	s.mu.Lock()
+	delay := s.tokenDelay
+	var fail *Failure
+	if len(s.failures) > 0 {
+		fail = &s.failures[0]
+		s.failures = s.failures[1:]
+	}
+	s.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if fail != nil {
+		if fail.Code == "" {
+			http.Error(w, "upstream trouble", fail.Status)
+			return
+		}
+		oauthError(w, fail.Status, fail.Code, "scripted failure")
+		return
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		id, secret = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
+	}
+	if id != ClientID || secret != ClientSecret {
+		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret")
+		return
+	}
+	switch r.PostFormValue("grant_type") {
+	case "client_credentials":
+		s.issue(w, nil, r.PostFormValue("scope"))
+	case "refresh_token":
+		s.refreshGrant(w, r.PostFormValue("refresh_token"))
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "")
+	}
+}
+
+func (s *Server) refreshGrant(w http.ResponseWriter, rt string) {
+	s.mu.Lock()
+	fam, live := s.refresh[rt]
+	if !live {
+		if fam, reused := s.used[rt]; reused {
+			fam.revoked = true // reuse of a rotated token: revoke the family
+		}
+		s.mu.Unlock()
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "refresh token is invalid, expired or was already used")
+		return
+	}
+	if fam.revoked {
+		s.mu.Unlock()
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "refresh token family revoked")
+		return
+	}
+	delete(s.refresh, rt)
+	s.used[rt] = fam
+	s.mu.Unlock()
+	s.issue(w, fam, "")
+}
+
+func (s *Server) issue(w http.ResponseWriter, fam *family, scope string) {
+	at := "at-" + randomHex()
+	s.mu.Lock()
+	lifetime := s.lifetime
+	g := grant{fam: fam, scope: scope}
+	if lifetime > 0 {
+		g.expiry = time.Now().Add(lifetime)
+	}
+	s.access[at] = g
+	resp := map[string]any{"access_token": at, "token_type": "Bearer"}
+	if lifetime > 0 {
+		secs := int64((lifetime + time.Second - 1) / time.Second)
+		if s.rawExpires != nil {
+			resp["expires_in"] = s.rawExpires(lifetime)
+		} else {
+			resp["expires_in"] = secs
+		}
+	}
+	if fam != nil {
+		rt := "rt-" + randomHex()
+		s.refresh[rt] = fam
+		resp["refresh_token"] = rt
+	}
+	if scope != "" {
+		resp["scope"] = scope
+	}
+	for k, v := range s.extra {
+		resp[k] = v
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// APIResponse is what the API answers to an accepted request.
+type APIResponse struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Body   string `json:"body"`
+}
+
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	s.apiCalls.Add(1)
+	body, _ := io.ReadAll(r.Body)
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	s.mu.Lock()
+	g, known := s.access[tok]
+	accepted := ok && known && s.liveLocked(g) && !s.rejectAll
+	s.mu.Unlock()
+	if !accepted {
+		s.apiRejected.Add(1)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="api", error="invalid_token", error_description="the access token is invalid"`)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"error":"invalid_token","error_description":"the access token is invalid"}`)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(APIResponse{Method: r.Method, Path: r.URL.Path, Body: string(body)})
+}
+
+func oauthError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+func randomHex() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type jsonString int64
+
+func (j jsonString) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + itoa(int64(j)) + `"`), nil
+}
+
+func itoa(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

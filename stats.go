@@ -1,0 +1,33 @@
+package oauthtransport
+
+import "sync/atomic"
+
+// Stats counts what a [Transport]'s refresher did since [New]. The hot path
+// counts nothing, so Stats costs requests nothing.
+type Stats struct {
+	TokenFetches        int64 // tokens obtained from the Source
+	BackgroundRefreshes int64 // of those, fetched in the background while the old token was in use
+	Adopted             int64 // tokens taken from the store instead of fetched
+	FetchFailures       int64 // refreshes that failed
+	Invalidations       int64 // tokens dropped after a 401
+	Replays             int64 // requests sent again with a new token after a 401
+	Waits               int64 // requests and Token calls that had to wait for a token
+}
+
+type stats struct {
+	fetches, background, adopted, failures, invalidations, replays, waits atomic.Int64
+}
+
+// Stats returns the counters so far. It is safe to call at any time.
+func (t *Transport) Stats() Stats {
+	s := &t.stats
+	return Stats{
+		TokenFetches:        s.fetches.Load(),
+		BackgroundRefreshes: s.background.Load(),
+		Adopted:             s.adopted.Load(),
+		FetchFailures:       s.failures.Load(),
+		Invalidations:       s.invalidations.Load(),
+		Replays:             s.replays.Load(),
+		Waits:               s.waits.Load(),
+	}
+}

@@ -1,0 +1,613 @@
+package oauthtransport_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
+
+	"github.com/oauthtransport/oauthtransport"
+	"github.com/oauthtransport/oauthtransport/internal/oauthtest"
+)
+
+func ccTransport(t testing.TB, srv *oauthtest.Server, opts ...oauthtransport.Option) *oauthtransport.Transport {
+	return newTransport(t, oauthtransport.ClientCredentials(srv.ClientCredentials()), opts...)
+}
+
+func TestConcurrentFirstRequestsFetchOnce(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t, oauthtest.TokenDelay(50*time.Millisecond))
+	tr := ccTransport(t, srv)
+	client := tr.Client()
+
+	const n = 500
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { mustGet(t, client, srv.APIURL+"things") })
+	}
+	wg.Wait()
+	assert.Equal(t, int64(1), srv.TokenCalls(), "token endpoint calls")
+	assert.Equal(t, int64(n), srv.APICalls(), "API calls")
+	assert.Zero(t, srv.APIRejected(), "API rejections")
+}
+
+func TestRevokedTokenReplacedOnceForAllInFlight(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	tr := ccTransport(t, srv)
+	client := tr.Client()
+	mustGet(t, client, srv.APIURL)
+	tok, err := tr.Token(context.Background())
+	require.NoError(t, err)
+	require.True(t, srv.Revoke(tok.AccessToken))
+
+	const n = 100
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { mustGet(t, client, srv.APIURL+"after-revoke") })
+	}
+	wg.Wait()
+	assert.Equal(t, int64(2), srv.TokenCalls(), "one extra fetch for all in-flight requests")
+	st := tr.Stats()
+	assert.Equal(t, int64(1), st.Invalidations)
+	assert.LessOrEqual(t, st.Replays, int64(n))
+	assert.Equal(t, srv.APIRejected(), st.Replays, "every rejected request replayed exactly once")
+}
+
+func TestAlwaysRejectReplaysExactlyOnce(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t, oauthtest.AlwaysReject())
+	tr := ccTransport(t, srv)
+
+	_, err := get(t, tr.Client(), srv.APIURL+"x?secret=1")
+	require.ErrorIs(t, err, oauthtransport.ErrUnauthorized)
+	var ue *oauthtransport.UnauthorizedError
+	require.ErrorAs(t, err, &ue)
+	assert.Equal(t, 2, ue.Attempts)
+	assert.Equal(t, "invalid_token", ue.Challenge.Error)
+	assert.Equal(t, "api", ue.Challenge.Realm)
+	var re *oauthtransport.ResponseError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, http.StatusUnauthorized, re.StatusCode)
+	assert.Equal(t, int64(2), srv.TokenCalls(), "first token and one replacement")
+	assert.Equal(t, int64(2), srv.APICalls(), "the request and one replay")
+	assert.Contains(t, err.Error(), "GET "+srv.APIURL+"x: 401 Unauthorized")
+	assert.NotContains(t, ue.Error(), "secret=1")
+}
+
+func TestChallengeForAnotherSchemeIsFinal(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	var calls atomic.Int64
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("WWW-Authenticate", `Basic realm="legacy"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(api.Close)
+	tr := ccTransport(t, srv)
+
+	_, err := get(t, tr.Client(), api.URL)
+	var ue *oauthtransport.UnauthorizedError
+	require.ErrorAs(t, err, &ue)
+	assert.Equal(t, "Basic", ue.Challenge.Scheme)
+	assert.Equal(t, 1, ue.Attempts)
+	assert.Equal(t, int64(1), calls.Load(), "no replay")
+	assert.Equal(t, int64(1), srv.TokenCalls(), "the token was not thrown away")
+}
+
+// echoBody records every body the API received, answering 401 to the first
+// request only.
+type echoAPI struct {
+	mu     sync.Mutex
+	bodies []string
+	srv    *httptest.Server
+}
+
+func newEchoAPI(t *testing.T, reject func(n int) bool) *echoAPI {
+	e := &echoAPI{}
+	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		e.mu.Lock()
+		e.bodies = append(e.bodies, string(b))
+		n := len(e.bodies)
+		e.mu.Unlock()
+		if reject(n) {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+func (e *echoAPI) received() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.bodies...)
+}
+
+func TestReplayResendsBodyByteForByte(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	api := newEchoAPI(t, func(n int) bool { return n == 1 })
+	tr := ccTransport(t, srv)
+
+	payload := bytes.Repeat([]byte("0123456789abcdef\x00\xff"), 10_000)
+	resp, err := tr.Client().Post(api.srv.URL, "application/octet-stream", bytes.NewReader(payload))
+	require.NoError(t, err)
+	got, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.True(t, bytes.Equal(payload, got), "echoed body differs from what was sent")
+	bodies := api.received()
+	require.Len(t, bodies, 2)
+	assert.True(t, bodies[0] == string(payload) && bodies[1] == string(payload), "the replay must send the same bytes")
+	assert.Equal(t, int64(2), srv.TokenCalls())
+}
+
+type onceReader struct {
+	io.Reader
+	closed atomic.Bool
+}
+
+func (r *onceReader) Close() error { r.closed.Store(true); return nil }
+
+func TestUnrewindableBodyIsNotSentTwice(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	api := newEchoAPI(t, func(n int) bool { return n == 1 })
+	tr := ccTransport(t, srv)
+
+	body := &onceReader{Reader: strings.NewReader("pay once")}
+	req, err := http.NewRequest(http.MethodPost, api.srv.URL, body)
+	require.NoError(t, err)
+	require.Nil(t, req.GetBody)
+	_, err = tr.Client().Do(req)
+	require.ErrorIs(t, err, oauthtransport.ErrBodyNotRewindable)
+	var ue *oauthtransport.UnauthorizedError
+	require.ErrorAs(t, err, &ue)
+	assert.Equal(t, 1, ue.Attempts)
+	assert.Equal(t, []string{"pay once"}, api.received(), "the body went out exactly once")
+	assert.True(t, body.closed.Load(), "the request body was closed")
+
+	// The rejected token was dropped: the next request gets a new one.
+	mustGet(t, tr.Client(), api.srv.URL)
+	assert.Equal(t, int64(2), srv.TokenCalls())
+}
+
+func TestNoTokenOnRedirectToAnotherOrigin(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	var otherAuth atomic.Value
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		otherAuth.Store(r.Header.Get("Authorization"))
+	}))
+	t.Cleanup(other.Close)
+	var sameAuth atomic.Value
+	var origin *httptest.Server
+	origin = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/same":
+			http.Redirect(w, r, "/landing", http.StatusFound)
+		case "/landing":
+			sameAuth.Store(r.Header.Get("Authorization"))
+		case "/away":
+			http.Redirect(w, r, other.URL+"/stolen", http.StatusTemporaryRedirect)
+		case "/otherport":
+			// Same host name, another port: another origin, though
+			// net/http itself would keep sensitive headers.
+			u, _ := url.Parse(other.URL)
+			http.Redirect(w, r, "http://127.0.0.1:"+u.Port()+"/port", http.StatusFound)
+		}
+	}))
+	t.Cleanup(origin.Close)
+	tr := ccTransport(t, srv)
+	client := tr.Client()
+
+	mustGet(t, client, origin.URL+"/same")
+	assert.True(t, strings.HasPrefix(sameAuth.Load().(string), "Bearer "), "a same-origin hop keeps the token")
+
+	mustGet(t, client, origin.URL+"/away")
+	assert.Equal(t, "", otherAuth.Load(), "no token for another origin")
+	otherAuth.Store("unset")
+	mustGet(t, client, origin.URL+"/otherport")
+	assert.Equal(t, "", otherAuth.Load(), "no token for another port")
+}
+
+func TestAllowedHostsPassOthersThroughUntouched(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	var got http.Header
+	var mu sync.Mutex
+	stranger := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = r.Header.Clone()
+		mu.Unlock()
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, "stranger's error")
+	}))
+	t.Cleanup(stranger.Close)
+	apiURL, _ := url.Parse(srv.APIURL)
+	tr := ccTransport(t, srv, oauthtransport.WithAllowedHosts("EXAMPLE.invalid", apiURL.Host))
+
+	req, _ := http.NewRequest(http.MethodGet, strings.Replace(stranger.URL, "127.0.0.1", "localhost", 1), nil)
+	req.Header.Set("Authorization", "Basic dXNlcjpwYXNz")
+	resp, err := tr.Client().Do(req)
+	require.NoError(t, err, "no status error for a host that is not ours")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	assert.Equal(t, "stranger's error", string(b))
+	mu.Lock()
+	assert.Equal(t, "Basic dXNlcjpwYXNz", got.Get("Authorization"), "the caller's own header is left alone")
+	mu.Unlock()
+	assert.Zero(t, srv.TokenCalls(), "no token was even fetched")
+
+	mustGet(t, tr.Client(), srv.APIURL)
+	assert.Equal(t, int64(1), srv.TokenCalls())
+}
+
+type countingBase struct{ calls atomic.Int64 }
+
+func (b *countingBase) RoundTrip(*http.Request) (*http.Response, error) {
+	b.calls.Add(1)
+	return nil, errors.New("must not be called")
+}
+
+func TestPlainHTTPToRemoteHostRefused(t *testing.T) {
+	t.Parallel()
+	src := &fakeSource{lifetime: time.Hour}
+	base := &countingBase{}
+	tr := newTransport(t, src, oauthtransport.WithBase(base))
+
+	for _, u := range []string{"http://api.example.com/v1?token=x", "http://10.0.0.1:8080/", "HTTP://[2001:db8::1]/"} {
+		body := &onceReader{Reader: strings.NewReader("data")}
+		req, err := http.NewRequest(http.MethodPost, u, body)
+		require.NoError(t, err)
+		_, err = tr.RoundTrip(req)
+		require.ErrorIs(t, err, oauthtransport.ErrInsecureTransport, u)
+		assert.True(t, body.closed.Load(), "body closed for %s", u)
+		assert.NotContains(t, err.Error(), "token=x")
+	}
+	assert.Zero(t, base.calls.Load(), "nothing sent")
+	assert.Zero(t, src.calls.Load(), "no token fetched")
+
+	// Loopback is allowed, and WithInsecureHTTP allows the rest.
+	mb := &memBase{}
+	loop := newTransport(t, src, oauthtransport.WithBase(mb))
+	for _, u := range []string{"http://localhost:1/", "http://127.0.0.2/", "http://[::1]:8/"} {
+		resp, err := loop.RoundTrip(httptest.NewRequest(http.MethodGet, u, nil))
+		require.NoError(t, err, u)
+		resp.Body.Close()
+	}
+	insecure := newTransport(t, src, oauthtransport.WithBase(mb), oauthtransport.WithInsecureHTTP())
+	resp, err := insecure.RoundTrip(httptest.NewRequest(http.MethodGet, "http://api.example.com/", nil))
+	require.NoError(t, err)
+	resp.Body.Close()
+}
+
+func TestStatusErrors(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/forbidden":
+			w.Header().Set("WWW-Authenticate", `Bearer realm="api", error="insufficient_scope", scope="write:things"`)
+			w.WriteHeader(http.StatusForbidden)
+		case "/limited":
+			w.Header().Set("Retry-After", "120")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case "/calm":
+			w.WriteHeader(420)
+		case "/down":
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"type":"https://example.com/probs/down","title":"Down for maintenance","status":503,"detail":"back soon"}`)
+		case "/busy":
+			w.Header().Set("Retry-After", "3600")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case "/missing":
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(api.Close)
+	tr := ccTransport(t, srv, oauthtransport.WithRetry(oauthtransport.RetryPolicy{MaxAttempts: 1}))
+	client := tr.Client()
+
+	_, err := get(t, client, api.URL+"/forbidden?q=secret")
+	require.ErrorIs(t, err, oauthtransport.ErrForbidden)
+	var fe *oauthtransport.ForbiddenError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "write:things", fe.Scope)
+	assert.Equal(t, "oauthtransport: GET "+api.URL+`/forbidden: 403 Forbidden: insufficient_scope (needs "write:things")`, fe.Error())
+
+	_, err = get(t, client, api.URL+"/limited")
+	var rl *oauthtransport.RateLimitError
+	require.ErrorAs(t, err, &rl)
+	assert.Equal(t, 120*time.Second, rl.RetryAfter)
+	require.ErrorIs(t, err, oauthtransport.ErrRateLimited)
+
+	_, err = get(t, client, api.URL+"/calm")
+	require.ErrorIs(t, err, oauthtransport.ErrRateLimited, "420 is a rate limit")
+
+	_, err = get(t, client, api.URL+"/down")
+	var se *oauthtransport.ServerError
+	require.ErrorAs(t, err, &se)
+	require.NotNil(t, se.Problem)
+	assert.Equal(t, "Down for maintenance", se.Problem.Title)
+	assert.Equal(t, 503, se.Problem.Status)
+	assert.Contains(t, se.Error(), "503 Service Unavailable: Down for maintenance: back soon")
+	var re *oauthtransport.ResponseError
+	require.ErrorAs(t, err, &re)
+	var ue *url.Error
+	require.ErrorAs(t, err, &ue, "http.Client wraps it")
+
+	_, err = get(t, client, api.URL+"/busy")
+	require.ErrorAs(t, err, &rl, "503 with a hint the transport would not wait for")
+	assert.Equal(t, time.Hour, rl.RetryAfter)
+
+	resp, err := get(t, client, api.URL+"/missing")
+	require.NoError(t, err, "404 is a response, not a status error")
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+func TestWithStatusErrorsFalseReturnsResponses(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t, oauthtest.AlwaysReject())
+	tr := ccTransport(t, srv, oauthtransport.WithStatusErrors(false))
+	resp, err := get(t, tr.Client(), srv.APIURL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	body, _ := io.ReadAll(resp.Body)
+	assert.Contains(t, string(body), "invalid_token", "the body is handed back unread")
+	assert.Equal(t, int64(2), srv.APICalls(), "the replay still happened")
+
+	err = oauthtransport.ErrorFromResponse(&http.Response{StatusCode: 500, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(`{"error":{"message":"boom"}}`))})
+	require.ErrorIs(t, err, oauthtransport.ErrServer)
+	assert.Contains(t, err.Error(), "boom")
+	assert.NoError(t, oauthtransport.ErrorFromResponse(&http.Response{StatusCode: 200}))
+}
+
+func TestTokenErrors(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	cfg := srv.ClientCredentials()
+	cfg.ClientSecret = "bad-secret-value"
+	tr := newTransport(t, oauthtransport.ClientCredentials(cfg))
+	for range 50 {
+		_, err := get(t, tr.Client(), srv.APIURL)
+		require.ErrorIs(t, err, oauthtransport.ErrToken)
+		var te *oauthtransport.TokenError
+		require.ErrorAs(t, err, &te)
+		assert.Equal(t, "invalid_client", te.Code)
+		assert.Equal(t, http.StatusUnauthorized, te.StatusCode)
+		assert.False(t, te.Temporary())
+		assert.NotContains(t, err.Error(), "bad-secret-value")
+	}
+	assert.Equal(t, int64(1), srv.TokenCalls(), "a broken credential is not retried on every request")
+	assert.Zero(t, srv.APICalls(), "nothing was sent without a token")
+}
+
+func TestTransientTokenFailuresAreRetried(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	srv.FailTokens(oauthtest.Failure{Status: 503}, oauthtest.Failure{Status: 500, Code: "server_error"})
+	tr := ccTransport(t, srv)
+	mustGet(t, tr.Client(), srv.APIURL)
+	assert.Equal(t, int64(3), srv.TokenCalls())
+}
+
+func TestRefreshTokenRotationIsSaved(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	first := srv.IssueRefreshToken()
+	st := newMemoryStore()
+	tr := newTransport(t, oauthtransport.RefreshToken(srv.OAuth2Config(), &oauth2.Token{RefreshToken: first}),
+		oauthtransport.WithStore(st, "user-1"))
+	mustGet(t, tr.Client(), srv.APIURL)
+	saved, err := st.Load(context.Background(), "user-1")
+	require.NoError(t, err)
+	assert.True(t, saved.RefreshToken != "" && saved.RefreshToken != first, "the rotated refresh token was saved")
+
+	// Revoke: the transport refreshes with the rotated token, never the
+	// first one (which would trip reuse detection and kill the family).
+	tok, _ := tr.Token(context.Background())
+	srv.Revoke(tok.AccessToken)
+	mustGet(t, tr.Client(), srv.APIURL)
+	assert.Equal(t, int64(2), srv.TokenCalls())
+	again, _ := st.Load(context.Background(), "user-1")
+	assert.True(t, again.RefreshToken != saved.RefreshToken, "rotated again")
+}
+
+func TestRefreshTokenKeptWhenResponseHasNone(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_ = r.ParseForm()
+		if r.PostForm.Get("refresh_token") != "keep-me" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error":"invalid_grant"}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"access_token":"a","token_type":"bearer","expires_in":"3600"}`)
+	}))
+	t.Cleanup(idp.Close)
+	cfg := &oauth2.Config{ClientID: "c", Endpoint: oauth2.Endpoint{TokenURL: idp.URL, AuthStyle: oauth2.AuthStyleInParams}}
+	st := newMemoryStore()
+	tr := newTransport(t, oauthtransport.RefreshToken(cfg, &oauth2.Token{RefreshToken: "keep-me"}), oauthtransport.WithStore(st, "k"))
+	tok, err := tr.Token(context.Background())
+	require.NoError(t, err)
+	assert.WithinDuration(t, time.Now().Add(time.Hour), tok.Expiry, time.Minute, "expires_in sent as a string")
+	saved, _ := st.Load(context.Background(), "k")
+	assert.True(t, saved.RefreshToken == "keep-me", "old refresh token kept")
+}
+
+func TestTokenReturnsACopy(t *testing.T) {
+	t.Parallel()
+	src := &fakeSource{lifetime: time.Hour}
+	base := &memBase{}
+	tr := newTransport(t, src, oauthtransport.WithBase(base))
+	tok, err := tr.Token(context.Background())
+	require.NoError(t, err)
+	tok.AccessToken = "mutated"
+	resp, err := tr.RoundTrip(httptest.NewRequest(http.MethodGet, "https://api.example/", nil))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, "Bearer tok-1", base.lastAuth())
+}
+
+func TestCallerRequestNotModified(t *testing.T) {
+	t.Parallel()
+	base := &memBase{}
+	tr := newTransport(t, &fakeSource{lifetime: time.Hour}, oauthtransport.WithBase(base))
+	req := httptest.NewRequest(http.MethodGet, "https://api.example/", nil)
+	req.Header.Set("X-Keep", "1")
+	req.Header["authorization"] = []string{"lower-case stale value"}
+	before := req.Header.Clone()
+	resp, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, before, req.Header)
+	assert.Same(t, req, resp.Request, "the response points at the caller's request, not the copy holding the token")
+	assert.Equal(t, "Bearer tok-1", base.lastAuth())
+}
+
+func TestWithAuthorization(t *testing.T) {
+	t.Parallel()
+	base := &memBase{}
+	src := &fakeSource{lifetime: time.Hour}
+	var calls atomic.Int64
+	tr := newTransport(t, src, oauthtransport.WithBase(base), oauthtransport.WithAuthorization(func(tok *oauth2.Token) string {
+		calls.Add(1)
+		return "token " + tok.AccessToken
+	}))
+	for range 10 {
+		resp, err := tr.RoundTrip(httptest.NewRequest(http.MethodGet, "https://api.example/", nil))
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	assert.Equal(t, "token tok-1", base.lastAuth())
+	assert.Equal(t, int64(1), calls.Load(), "computed once per token")
+}
+
+func TestCancelledWaiterLeavesRefreshRunning(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t, oauthtest.TokenDelay(300*time.Millisecond))
+	tr := ccTransport(t, srv)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.APIURL, nil)
+	start := time.Now()
+	_, err := tr.Client().Do(req)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 250*time.Millisecond, "the caller left before the token endpoint answered")
+
+	mustGet(t, tr.Client(), srv.APIURL)
+	assert.Equal(t, int64(1), srv.TokenCalls(), "the refresh the cancelled caller started served the next one")
+	assert.Zero(t, srv.APIRejected())
+}
+
+func TestTokenEndpointRedirectToAnotherOriginNotFollowed(t *testing.T) {
+	t.Parallel()
+	var stolen atomic.Int64
+	thief := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { stolen.Add(1) }))
+	t.Cleanup(thief.Close)
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, thief.URL+"/token", http.StatusPermanentRedirect)
+	}))
+	t.Cleanup(idp.Close)
+	cfg := &oauth2.Config{ClientID: "c", ClientSecret: "s", Endpoint: oauth2.Endpoint{TokenURL: idp.URL + "/token"}}
+	tr := newTransport(t, oauthtransport.RefreshToken(cfg, &oauth2.Token{RefreshToken: "r"}))
+	_, err := tr.Token(context.Background())
+	require.ErrorIs(t, err, oauthtransport.ErrToken)
+	assert.Zero(t, stolen.Load(), "the refresh token never reached another origin")
+}
+
+func TestNoTokenInErrorsOrLogs(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	var logs logBuffer
+	var sent atomic.Value
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		sent.Store(auth)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "access_denied", "error_description": "token " + strings.TrimPrefix(auth, "Bearer ") + " lacks rights"})
+	}))
+	t.Cleanup(api.Close)
+	tr := ccTransport(t, srv, oauthtransport.WithLogger(logs.logger()))
+	mustGet(t, tr.Client(), srv.APIURL)
+	tok, _ := tr.Token(context.Background())
+	srv.Revoke(tok.AccessToken)
+	mustGet(t, tr.Client(), srv.APIURL)
+	_, err := get(t, tr.Client(), api.URL)
+	require.ErrorIs(t, err, oauthtransport.ErrForbidden)
+
+	last, _ := tr.Token(context.Background())
+	for _, secret := range []string{tok.AccessToken, last.AccessToken, oauthtest.ClientSecret} {
+		assert.False(t, strings.Contains(err.Error(), secret), "error text holds a secret")
+		assert.False(t, strings.Contains(logs.String(), secret), "a log line holds a secret")
+	}
+	assert.Contains(t, err.Error(), "[REDACTED]")
+	assert.Contains(t, logs.String(), "token rejected")
+	assert.Contains(t, logs.String(), "sha256:")
+}
+
+func TestCloseIsIdempotentAndTransportStillWorks(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t, oauthtest.Lifetime(time.Hour))
+	tr, err := oauthtransport.New(oauthtransport.ClientCredentials(srv.ClientCredentials()))
+	require.NoError(t, err)
+	mustGet(t, tr.Client(), srv.APIURL)
+	require.NoError(t, tr.Close())
+	require.NoError(t, tr.Close())
+	tok, _ := tr.Token(context.Background())
+	srv.Revoke(tok.AccessToken)
+	mustGet(t, tr.Client(), srv.APIURL)
+	assert.Equal(t, int64(2), srv.TokenCalls(), "refreshed on demand after Close")
+}
+
+func TestInvalidOptions(t *testing.T) {
+	t.Parallel()
+	src := &fakeSource{}
+	for name, opt := range map[string]oauthtransport.Option{
+		"nil base":       oauthtransport.WithBase(nil),
+		"nil store":      oauthtransport.WithStore(nil, "k"),
+		"empty key":      oauthtransport.WithStore(newMemoryStore(), ""),
+		"negative skew":  oauthtransport.WithExpirySkew(-time.Second),
+		"negative win":   oauthtransport.WithRefreshWindow(-time.Second),
+		"url as host":    oauthtransport.WithAllowedHosts("https://api.example.com"),
+		"no hosts":       oauthtransport.WithAllowedHosts(),
+		"attempts":       oauthtransport.WithRetry(oauthtransport.RetryPolicy{MaxAttempts: -1}),
+		"nil logger":     oauthtransport.WithLogger(nil),
+		"nil authorizer": oauthtransport.WithAuthorization(nil),
+	} {
+		_, err := oauthtransport.New(src, opt)
+		assert.Error(t, err, name)
+	}
+	_, err := oauthtransport.New(nil)
+	assert.Error(t, err)
+}
