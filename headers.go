@@ -187,8 +187,7 @@ func (p *challengeParser) next() (Challenge, bool) {
 		}
 		scheme := p.token()
 		if scheme == "" {
-			p.i++ // not a token character: skip this element
-			p.skipElement()
+			p.skipElement() // not a scheme: skip this element
 			continue
 		}
 		c := Challenge{Scheme: scheme}

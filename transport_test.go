@@ -201,8 +201,7 @@ func TestNoTokenOnRedirectToAnotherOrigin(t *testing.T) {
 	}))
 	t.Cleanup(other.Close)
 	var sameAuth atomic.Value
-	var origin *httptest.Server
-	origin = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/same":
 			http.Redirect(w, r, "/landing", http.StatusFound)

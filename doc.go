@@ -1,0 +1,58 @@
+// Package oauthtransport keeps OAuth2 access tokens valid for every
+// outbound HTTP request a program makes.
+//
+// A [Transport] is an [http.RoundTripper]: embed it in an API client, use
+// [Transport.Client], or set it as http.DefaultClient's transport together
+// with [WithAllowedHosts].
+//
+//	src := oauthtransport.ClientCredentials(&clientcredentials.Config{
+//		ClientID: id, ClientSecret: secret, TokenURL: "https://idp.example.com/token",
+//	})
+//	tr, err := oauthtransport.New(src)
+//	if err != nil { ... }
+//	defer tr.Close()
+//	resp, err := tr.Client().Get("https://api.example.com/v1/things")
+//
+// # Guarantees
+//
+//   - One refresh at a time. However many goroutines need a token, the
+//     [Source] is called once; with a store that is a [store.Locker] (the
+//     file and Redis stores), once across processes too.
+//   - Requests stay off the refresh path. The current token is read without
+//     a lock. Once less than the refresh window of its lifetime remains, one
+//     background refresh starts while requests keep using it; only a
+//     missing or expired token makes callers wait, each free to leave on its
+//     own context.
+//   - Replay exactly once. A 401 drops exactly the token that was rejected
+//     (a newer one installed meanwhile survives), fetches a new one (shared
+//     by all requests rejected with the same token) and sends the request
+//     once more, its body taken from Request.GetBody. A body that cannot be
+//     replayed is never sent twice ([ErrBodyNotRewindable]).
+//   - No token leaks. None goes to another origin on a redirect, to a host
+//     outside [WithAllowedHosts], or over plain http to a non-loopback host
+//     ([ErrInsecureTransport]); none appears in an error, a log line or a
+//     panic. Logs carry a fingerprint instead. The token request itself
+//     never follows a redirect to another origin.
+//   - Rotated refresh tokens are saved to the store before the new access
+//     token is used.
+//
+// # Status codes become errors
+//
+// By default the Transport departs from the RoundTripper contract in one
+// way: a final 401, 403, 420, 429 or 5xx is returned as a nil response and a
+// typed error ([UnauthorizedError], [ForbiddenError], [RateLimitError],
+// [ServerError]) carrying the status, header, the first 64 KiB of the body,
+// RFC 9457 problem details and the number of attempts. Match them with
+// errors.Is against [ErrUnauthorized] and friends or errors.As, also
+// through the *url.Error of [http.Client]. [WithStatusErrors](false)
+// restores the contract; [ErrorFromResponse] classifies a response later.
+// Failures to obtain a token match [ErrToken] and nothing is sent.
+//
+// # Tokens and expiry
+//
+// Expiry comes from expires_in (also when sent as a string); without it, a
+// JWT access token's exp claim schedules refreshes (its signature is not
+// checked); otherwise a token is used until a 401 says otherwise. A token
+// stops being used [DefaultExpirySkew] before it expires, never more than
+// a tenth of its lifetime, so short-lived tokens still work.
+package oauthtransport
