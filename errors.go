@@ -226,17 +226,16 @@ func asTokenError(err error) *TokenError {
 	return te
 }
 
-// bodyNotRewindableError is a 401 whose request could not be replayed: it
-// matches both ErrBodyNotRewindable and *UnauthorizedError.
-type bodyNotRewindableError struct{ *UnauthorizedError }
+// notReplayableError is a failure that a replay or retry could have fixed,
+// but the request body cannot be sent again. It matches both
+// ErrBodyNotRewindable and the error it wraps (e.g. *UnauthorizedError).
+type notReplayableError struct{ err error }
 
-func (e bodyNotRewindableError) Error() string {
-	return e.UnauthorizedError.Error() + ": request body cannot be replayed with a new token"
+func (e notReplayableError) Error() string {
+	return e.err.Error() + ": not sent again: the request body cannot be replayed"
 }
 
-func (e bodyNotRewindableError) Unwrap() []error {
-	return []error{ErrBodyNotRewindable, e.UnauthorizedError}
-}
+func (e notReplayableError) Unwrap() []error { return []error{ErrBodyNotRewindable, e.err} }
 
 // insecureError is returned for a token that would have gone over plain http.
 type insecureError struct{ method, url string }

@@ -22,7 +22,8 @@ import (
 )
 
 // cached is a token ready for the hot path: its header value and deadlines
-// are computed once, when it is installed.
+// are computed once, when it is installed, and two timers move its state
+// from fresh to stale to expired, so that a request reads no clock.
 type cached struct {
 	tok      *oauth2.Token // never modified once installed
 	auth     []string      // the Authorization header value
@@ -30,6 +31,42 @@ type cached struct {
 	fp       string        // fingerprint for logs
 	staleAt  time.Time     // start a background refresh from here; zero: never
 	expireAt time.Time     // stop using the token from here; zero: never
+
+	state  atomic.Uint32 // fresh, stale or expired
+	timers [2]*time.Timer
+}
+
+// Token states.
+const (
+	fresh uint32 = iota
+	stale
+	expired
+)
+
+// arm sets the state for now and starts the timers that advance it. It runs
+// before c is published.
+func (c *cached) arm(now time.Time) {
+	switch {
+	case !c.expireAt.IsZero() && !now.Before(c.expireAt):
+		c.state.Store(expired)
+		return
+	case !c.staleAt.IsZero() && !now.Before(c.staleAt):
+		c.state.Store(stale)
+	case !c.staleAt.IsZero():
+		c.timers[0] = time.AfterFunc(c.staleAt.Sub(now), func() { c.state.CompareAndSwap(fresh, stale) })
+	}
+	if !c.expireAt.IsZero() {
+		c.timers[1] = time.AfterFunc(c.expireAt.Sub(now), func() { c.state.Store(expired) })
+	}
+}
+
+// disarm stops c's timers once it is no longer current.
+func (c *cached) disarm() {
+	for _, tm := range c.timers {
+		if tm != nil {
+			tm.Stop()
+		}
+	}
 }
 
 // errClosed tells a waiter that its refresh could not start because Close
@@ -41,11 +78,11 @@ var errClosed = errors.New("oauthtransport: transport closed")
 // the one refresh in flight.
 func (t *Transport) current(ctx context.Context) (*cached, error) {
 	if c := t.cur.Load(); c != nil {
-		now := time.Now()
-		if c.expireAt.IsZero() || now.Before(c.expireAt) {
-			if !c.staleAt.IsZero() && !now.Before(c.staleAt) {
-				t.refreshInBackground(now)
-			}
+		switch c.state.Load() {
+		case fresh:
+			return c, nil
+		case stale:
+			t.refreshInBackground()
 			return c, nil
 		}
 	}
@@ -54,8 +91,11 @@ func (t *Transport) current(ctx context.Context) (*cached, error) {
 
 // refreshInBackground starts one refresh unless one runs, the last one
 // failed recently, or the transport is closed.
-func (t *Transport) refreshInBackground(now time.Time) {
-	if t.refreshing.Load() || t.closed.Load() || now.UnixNano() < t.failure.notBefore.Load() {
+func (t *Transport) refreshInBackground() {
+	if t.refreshing.Load() || t.closed.Load() {
+		return
+	}
+	if nb := t.failure.notBefore.Load(); nb != 0 && time.Now().UnixNano() < nb {
 		return
 	}
 	t.flight.DoChan("", t.bgFlight)
@@ -66,7 +106,7 @@ func (t *Transport) refreshInBackground(now time.Time) {
 func (t *Transport) wait(ctx context.Context) (*cached, error) {
 	t.stats.waits.Add(1)
 	for {
-		if c := t.cur.Load(); c != nil && (c.expireAt.IsZero() || time.Now().Before(c.expireAt)) {
+		if c := t.cur.Load(); c != nil && c.state.Load() != expired {
 			return c, nil
 		}
 		if err := t.failure.coolingDown(); err != nil {
@@ -272,9 +312,13 @@ func (t *Transport) retryUnsaved(ctx context.Context) {
 
 // install makes tok the current token.
 func (t *Transport) install(tok *oauth2.Token) *cached {
-	c := t.newCached(tok, time.Now())
+	now := time.Now()
+	c := t.newCached(tok, now)
+	c.arm(now)
 	t.lastSeen.Store(tok)
-	t.cur.Store(c)
+	if old := t.cur.Swap(c); old != nil {
+		old.disarm()
+	}
 	return c
 }
 
@@ -283,6 +327,7 @@ func (t *Transport) install(tok *oauth2.Token) *cached {
 func (t *Transport) invalidate(c *cached) {
 	cleared := t.cur.CompareAndSwap(c, nil)
 	if cleared {
+		c.disarm()
 		t.stats.invalidations.Add(1)
 	}
 	t.log.LogAttrs(context.Background(), slog.LevelDebug, "oauthtransport: token rejected",

@@ -103,7 +103,7 @@ func TestIdPDownWhileTokenValid(t *testing.T) {
 		assert.Contains(t, logs.String(), "token refresh failed")
 
 		src.setErr(nil)
-		time.Sleep(31 * time.Second) // past the longest backoff
+		time.Sleep(40 * time.Second) // past the longest backoff (30s plus a quarter of jitter)
 		do(t, tr)
 		synctest.Wait()
 		resp, err := tr.Token(context.Background())

@@ -1,13 +1,42 @@
 package oauthtransport
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 )
 
 // RetryPolicy says how a [Transport] retries requests that failed in a way a
 // retry can fix. A zero field means its default.
+//
+// What is retried: 408, 429, 420, 500, 502, 503, 504, rate limits sent as
+// 403 (GitHub's X-RateLimit-Remaining: 0, Google's rateLimitExceeded), and
+// transport failures where no response came back, never a cancelled or
+// expired context. GET, HEAD, OPTIONS, TRACE, PUT and DELETE are retried on
+// all of them. POST, PATCH and other methods are retried where the server
+// did not act (429, 420, rate-limit 403, 503 with a retry hint, a refused
+// connection), and on the rest only with an Idempotency-Key header or
+// RetryNonIdempotent. Only bodies that can be replayed (GetBody, nil,
+// http.NoBody) are retried.
+//
+// How long to wait: exponential backoff with full jitter, or the server's
+// hint (Retry-After, retry-after-ms, RateLimit, X-RateLimit-Reset and kin)
+// when that is longer. A hint longer than MaxRetryAfter, or a wait that would
+// end after the request's context deadline, is not slept: the typed error
+// returns at once with the hint in RateLimitError.RetryAfter.
+//
+// Retries are throttled by a budget per Transport: successes refill it,
+// failures drain it, and retries stop while it is less than half full, so
+// during an outage each request costs about one attempt.
 type RetryPolicy struct {
 	// MaxAttempts counts every attempt, the first included; 1 disables
 	// retries. Default 3.
@@ -61,4 +90,178 @@ func (p RetryPolicy) validate() error {
 		errs = append(errs, fmt.Errorf("RetryPolicy: InitialBackoff %v exceeds MaxBackoff %v", p.InitialBackoff, p.MaxBackoff))
 	}
 	return errors.Join(errs...)
+}
+
+// retryState is the per-request part of retrying: created on the first
+// retry only, so a request that succeeds at once allocates nothing for it.
+type retryState struct {
+	backoff *backoff.ExponentialBackOff
+}
+
+// nextDelay returns the computed delay before the next attempt: exponential
+// with full jitter (randomization factor 1), at most MaxBackoff.
+func (p RetryPolicy) nextDelay(s **retryState) time.Duration {
+	if *s == nil {
+		*s = &retryState{backoff: backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(p.InitialBackoff),
+			backoff.WithMaxInterval(p.MaxBackoff),
+			backoff.WithRandomizationFactor(1),
+			backoff.WithMultiplier(2),
+			backoff.WithMaxElapsedTime(0),
+		)}
+	}
+	return min((*s).backoff.NextBackOff(), p.MaxBackoff)
+}
+
+// retryBudget throttles retries per Transport in the manner of gRPC's retry
+// throttling: every retryable failure drains a token, every success refills
+// a tenth of one, and retries are allowed only while more than half the
+// tokens remain. An isolated blip is retried; during an outage each request
+// costs about one attempt, so retries never amplify it.
+type retryBudget struct {
+	milli atomic.Int64 // tokens × 1000
+}
+
+const (
+	budgetMax    = 10 * 1000
+	budgetRefill = 100 // a tenth of a token per success
+)
+
+func newRetryBudget() *retryBudget {
+	b := &retryBudget{}
+	b.milli.Store(budgetMax)
+	return b
+}
+
+func (b *retryBudget) success() {
+	for {
+		v := b.milli.Load()
+		if v >= budgetMax { // the common case: a plain load, no write
+			return
+		}
+		if b.milli.CompareAndSwap(v, min(v+budgetRefill, budgetMax)) {
+			return
+		}
+	}
+}
+
+func (b *retryBudget) failure() {
+	for {
+		v := b.milli.Load()
+		if v <= 0 || b.milli.CompareAndSwap(v, max(v-1000, 0)) {
+			return
+		}
+	}
+}
+
+func (b *retryBudget) allows() bool { return b.milli.Load() > budgetMax/2 }
+
+// retryClass says whether an attempt's outcome may be retried and under
+// which condition.
+type retryClass int
+
+const (
+	noRetry     retryClass = iota
+	retrySafe              // the server did not act (429, 420, rate-limit 403, 503 with a hint, refused connection): any method
+	retryUnsafe            // the server may have acted (5xx, 408, lost connection): idempotent requests only
+)
+
+// classify returns how the outcome of one attempt may be retried, and the
+// server's hint.
+func classify(resp *http.Response, err error) (retryClass, time.Duration) {
+	if err != nil {
+		switch {
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			return noRetry, 0
+		case isDialError(err):
+			return retrySafe, 0
+		case isTransportFailure(err):
+			return retryUnsafe, 0
+		}
+		return noRetry, 0
+	}
+	if resp.StatusCode < 400 {
+		return noRetry, 0 // the hot path: no clock read, no header lookups
+	}
+	now := time.Now()
+	switch code := resp.StatusCode; code {
+	case http.StatusTooManyRequests, statusEnhanceYourCalm:
+		hint, _ := retryHint(resp.Header, now)
+		return retrySafe, hint
+	case http.StatusForbidden:
+		if !rateLimited403(resp.Header, peekBody(resp)) {
+			return noRetry, 0
+		}
+		hint, _ := retryHint(resp.Header, now)
+		return retrySafe, hint
+	case http.StatusServiceUnavailable:
+		if hint, ok := retryHint(resp.Header, now); ok {
+			return retrySafe, hint
+		}
+		return retryUnsafe, 0
+	case http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
+		hint, _ := retryHint(resp.Header, now)
+		return retryUnsafe, hint
+	}
+	return noRetry, 0
+}
+
+// idempotent reports whether req may be sent again after the server may
+// have acted on it.
+func (p RetryPolicy) idempotent(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete, "":
+		return true
+	}
+	if p.RetryNonIdempotent {
+		return true
+	}
+	_, keyed := req.Header["Idempotency-Key"]
+	return keyed
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// isTransportFailure reports errors where no response came back: a reset or
+// closed connection, EOF on a reused connection, a network timeout.
+func isTransportFailure(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// peekBody reads the first 64 KiB of resp's body for inspection and puts
+// them back in front of the rest, so nothing is lost.
+func peekBody(resp *http.Response) []byte {
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return nil
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
+	return b
+}
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }

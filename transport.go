@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
@@ -32,6 +34,7 @@ type Transport struct {
 	locker store.Locker // store as a Locker, or nil
 	log    *slog.Logger
 	retry  RetryPolicy
+	budget *retryBudget
 
 	// cur is the token in use; nil when there is none or it was rejected.
 	// The hot path only loads it.
@@ -72,7 +75,7 @@ func New(src Source, opts ...Option) (*Transport, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	t := &Transport{opts: o, src: src, store: o.store, log: o.logger, retry: o.retry.withDefaults()}
+	t := &Transport{opts: o, src: src, store: o.store, log: o.logger, retry: o.retry.withDefaults(), budget: newRetryBudget()}
 	if t.store == nil {
 		t.store = store.NewMemory()
 	}
@@ -143,40 +146,130 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	out := withAuth(req, req.Body, c)
-	attempts := 0
-	replayed := false
+	var (
+		attempts, retries int
+		replayed          bool
+		rs                *retryState
+	)
 	for {
 		attempts++
 		resp, err := t.base().RoundTrip(out)
-		if err != nil {
-			return nil, err
+		if err == nil && resp.StatusCode == http.StatusUnauthorized && !replayed {
+			// A fresh token can help only if the server accepts our
+			// scheme, and only once.
+			if !offersScheme(parseChallenges(resp.Header.Values("Www-Authenticate")), c.scheme) {
+				return t.finish(req, resp, attempts, c)
+			}
+			t.invalidate(c)
+			if !rewindable(req) {
+				return t.notReplayable(req, resp, nil, attempts, c)
+			}
+			drain(resp)
+			replayed = true
+			t.stats.replays.Add(1)
+			if c, out, err = t.again(req); err != nil {
+				return nil, err
+			}
+			t.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: replaying request with a new token",
+				slog.String("method", req.Method), slog.String("url", redactURL(req.URL)), slog.String("token", c.fp))
+			continue
 		}
-		if resp.StatusCode != http.StatusUnauthorized || replayed {
+		class, hint := classify(resp, err)
+		if class == noRetry {
+			if err != nil {
+				return nil, err
+			}
+			t.budget.success()
 			return t.finish(req, resp, attempts, c)
 		}
-		// A 401: a fresh token can help only if the server accepts our
-		// scheme, and only once.
-		if !offersScheme(parseChallenges(resp.Header.Values("Www-Authenticate")), c.scheme) {
+		t.budget.failure()
+		wait, stop := t.retryWait(ctx, req, class, hint, retries, &rs)
+		switch stop {
+		case stopBody:
+			return t.notReplayable(req, resp, err, attempts, c)
+		case stopNone:
+		default:
+			if err != nil {
+				return nil, giveUp(req, err, attempts, stop)
+			}
 			return t.finish(req, resp, attempts, c)
 		}
-		t.invalidate(c)
-		if !rewindable(req) {
-			return t.unreplayable(req, resp, attempts, c)
+		if resp != nil {
+			drain(resp)
 		}
-		drain(resp)
-		if c, err = t.current(ctx); err != nil {
+		t.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: retrying",
+			slog.String("method", req.Method), slog.String("url", redactURL(req.URL)),
+			slog.Int("attempt", attempts+1), slog.Duration("wait", wait), slog.Duration("server_hint", hint))
+		if err := sleepCtx(ctx, wait); err != nil {
+			return nil, fmt.Errorf("oauthtransport: %s %s: waiting %v to retry: %w", req.Method, redactURL(req.URL), wait, err)
+		}
+		retries++
+		if c, out, err = t.again(req); err != nil {
 			return nil, err
 		}
-		body, err := replayBody(req)
-		if err != nil {
-			return nil, err
-		}
-		out = withAuth(req, body, c)
-		replayed = true
-		t.stats.replays.Add(1)
-		t.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: replaying request with a new token",
-			slog.String("method", req.Method), slog.String("url", redactURL(req.URL)), slog.String("token", c.fp))
 	}
+}
+
+// again prepares req to be sent once more: the current token and a fresh
+// copy of the body.
+func (t *Transport) again(req *http.Request) (*cached, *http.Request, error) {
+	c, err := t.current(req.Context())
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := replayBody(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, withAuth(req, body, c), nil
+}
+
+// Why a retryable failure was not retried.
+type stopReason int
+
+const (
+	stopNone     stopReason = iota
+	stopMethod              // the server may have acted and the request is not idempotent
+	stopAttempts            // MaxAttempts reached
+	stopBody                // the body cannot be replayed
+	stopHint                // the server asked for a longer wait than MaxRetryAfter
+	stopBudget              // the retry budget is spent
+	stopDeadline            // the wait would end after the context's deadline
+)
+
+var stopText = [...]string{
+	stopMethod:   "not retried: the request is not idempotent",
+	stopAttempts: "gave up",
+	stopHint:     "the server asked for a longer wait than MaxRetryAfter",
+	stopBudget:   "not retried: retry budget spent",
+	stopDeadline: "not retried: the wait would outlast the context deadline",
+}
+
+// retryWait decides whether to retry, and after how long.
+func (t *Transport) retryWait(ctx context.Context, req *http.Request, class retryClass, hint time.Duration, retries int, rs **retryState) (time.Duration, stopReason) {
+	p := &t.retry
+	switch {
+	case class == retryUnsafe && !p.idempotent(req):
+		return 0, stopMethod
+	case retries+1 >= p.MaxAttempts:
+		return 0, stopAttempts
+	case !rewindable(req):
+		return 0, stopBody
+	case hint > p.MaxRetryAfter:
+		return 0, stopHint
+	case !t.budget.allows():
+		return 0, stopBudget
+	}
+	wait := max(p.nextDelay(rs), hint)
+	if deadline, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(deadline) {
+		return 0, stopDeadline
+	}
+	return wait, stopNone
+}
+
+// giveUp describes a transport error that was not retried (further).
+func giveUp(req *http.Request, err error, attempts int, why stopReason) error {
+	return fmt.Errorf("oauthtransport: %s %s: %s after %d attempt(s): %w", req.Method, redactURL(req.URL), stopText[why], attempts, err)
 }
 
 func (t *Transport) base() http.RoundTripper { return t.opts.base }
@@ -190,14 +283,16 @@ func (t *Transport) finish(req *http.Request, resp *http.Response, attempts int,
 	return nil, newStatusError(req, resp, attempts, c.tok.AccessToken)
 }
 
-// unreplayable handles a 401 for a request whose body cannot be sent again.
-func (t *Transport) unreplayable(req *http.Request, resp *http.Response, attempts int, c *cached) (*http.Response, error) {
-	if !t.opts.statusErrors {
-		resp.Request = req
-		return resp, nil
+// notReplayable ends a request that should have been sent again but whose
+// body cannot be: the error matches ErrBodyNotRewindable and the status
+// error (or transport error) it stands for.
+func (t *Transport) notReplayable(req *http.Request, resp *http.Response, err error, attempts int, c *cached) (*http.Response, error) {
+	if err == nil {
+		if resp, err = t.finish(req, resp, attempts, c); err == nil {
+			return resp, nil // WithStatusErrors(false)
+		}
 	}
-	err := newStatusError(req, resp, attempts, c.tok.AccessToken)
-	return nil, bodyNotRewindableError{err.(*UnauthorizedError)}
+	return nil, notReplayableError{err}
 }
 
 // attachTo reports whether req gets a token: its host is allowed, and it is
@@ -268,10 +363,13 @@ func withAuth(req *http.Request, body io.ReadCloser, c *cached) *http.Request {
 	r := new(http.Request)
 	*r = *req
 	r.Body = body
-	h := make(http.Header, len(req.Header)+1)
-	for k, v := range req.Header {
-		if !strings.EqualFold(k, "Authorization") {
-			h[k] = v
+	h := maps.Clone(req.Header) // copies small maps wholesale, no rehashing
+	if h == nil {
+		h = make(http.Header, 1)
+	}
+	for k := range h {
+		if len(k) == len("Authorization") && k != "Authorization" && strings.EqualFold(k, "Authorization") {
+			delete(h, k) // a non-canonical spelling would be sent as a second header
 		}
 	}
 	h["Authorization"] = c.auth
