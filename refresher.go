@@ -351,9 +351,11 @@ func (t *Transport) newCached(tok *oauth2.Token, now time.Time) *cached {
 	if exp.IsZero() {
 		return c // lives until a 401 says otherwise
 	}
+	// The lifetime the server granted; for a token loaded from a store it
+	// is longer than what remains, and the window is measured against it.
 	lifetime := time.Duration(tok.ExpiresIn) * time.Second
-	if remaining := exp.Sub(now); lifetime <= 0 || lifetime > remaining {
-		lifetime = max(remaining, 0)
+	if lifetime <= 0 {
+		lifetime = max(exp.Sub(now), 0)
 	}
 	skew := min(t.opts.skew, lifetime/10)
 	c.expireAt = exp.Add(-skew)

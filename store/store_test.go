@@ -1,0 +1,137 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/oauthtransport/oauthtransport/store"
+	"github.com/oauthtransport/oauthtransport/store/storetest"
+)
+
+func TestMemory(t *testing.T) {
+	storetest.Run(t, func(*testing.T) store.Store { return store.NewMemory() })
+}
+
+func TestFile(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return store.NewFile(filepath.Join(t.TempDir(), "tokens")) })
+}
+
+func TestEncrypted(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	storetest.Run(t, func(*testing.T) store.Store { return store.Encrypted(store.NewMemory(), key) })
+	storetest.Run(t, func(t *testing.T) store.Store { return store.Encrypted(store.NewFile(t.TempDir()), key) })
+}
+
+func TestFileLayout(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "tokens")
+	s := store.NewFile(dir)
+	if err := s.Save(ctx, "../../escape", &oauth2.Token{AccessToken: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("dir mode = %v, want 0700", st.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("dir holds %d entries, want 1 (no temp files left)", len(entries))
+	}
+	info, _ := entries[0].Info()
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("file mode = %v, want 0600", info.Mode().Perm())
+	}
+	if parent, _ := os.ReadDir(filepath.Dir(dir)); len(parent) != 1 {
+		t.Error("a key escaped the directory")
+	}
+}
+
+func TestFileCorrupt(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := store.NewFile(dir)
+	if err := s.Save(ctx, "k", &oauth2.Token{AccessToken: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	path := filepath.Join(dir, entries[0].Name())
+	for name, data := range map[string]string{
+		"garbage":         "\x00\x01not json",
+		"truncated":       `{"version":1,"access_tok`,
+		"unknown version": `{"version":99,"access_token":"a"}`,
+		"empty":           ``,
+		"no token":        `{"version":1}`,
+	} {
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Load(ctx, "k")
+		if !errors.Is(err, store.ErrCorrupt) {
+			t.Errorf("%s: err = %v, want ErrCorrupt", name, err)
+		}
+	}
+	// A save replaces the damaged file.
+	if err := s.Save(ctx, "k", &oauth2.Token{AccessToken: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := s.Load(ctx, "k"); err != nil || tok.AccessToken != "b" {
+		t.Fatalf("Load after overwrite: err = %v", err)
+	}
+}
+
+func TestEncryptedWrongKey(t *testing.T) {
+	ctx := context.Background()
+	inner := store.NewMemory()
+	a := store.Encrypted(inner, bytes.Repeat([]byte{1}, 32))
+	b := store.Encrypted(inner, bytes.Repeat([]byte{2}, 32))
+	if err := a.Save(ctx, "k", &oauth2.Token{AccessToken: "secret-access", RefreshToken: "secret-refresh"}); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := inner.Load(ctx, "k")
+	if bytes.Contains([]byte(raw.AccessToken+raw.RefreshToken), []byte("secret")) {
+		t.Fatal("the inner store holds the token in the clear")
+	}
+	_, err := b.Load(ctx, "k")
+	if !errors.Is(err, store.ErrDecrypt) || !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("wrong key: err = %v, want ErrDecrypt and ErrCorrupt", err)
+	}
+	// A record moved to another key does not decrypt either.
+	_ = inner.Save(ctx, "other", raw)
+	if _, err := a.Load(ctx, "other"); !errors.Is(err, store.ErrDecrypt) {
+		t.Fatalf("moved record: err = %v, want ErrDecrypt", err)
+	}
+	bad := store.Encrypted(inner, []byte("short"))
+	if err := bad.Save(ctx, "k", &oauth2.Token{AccessToken: "x"}); err == nil || bytes.Contains([]byte(err.Error()), []byte("short")) {
+		t.Fatalf("short key: err = %v, want an error that does not quote the key", err)
+	}
+}
+
+func FuzzUnmarshalToken(f *testing.F) {
+	f.Add([]byte(`{"version":1,"access_token":"a","expiry":"2030-01-01T00:00:00Z","extra":{"scope":"x"}}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tok, err := store.UnmarshalToken(data)
+		if err != nil {
+			if !errors.Is(err, store.ErrCorrupt) {
+				t.Fatalf("error %v does not match ErrCorrupt", err)
+			}
+			return
+		}
+		again, err := store.MarshalToken(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.UnmarshalToken(again); err != nil {
+			t.Fatalf("re-encoded token does not decode: %v", err)
+		}
+	})
+}
