@@ -127,7 +127,13 @@ func (t *Transport) wait(ctx context.Context) (*cached, error) {
 			if r.Err != nil {
 				return nil, r.Err
 			}
-			return r.Val.(*cached), nil
+			c := r.Val.(*cached)
+			if c.state.Load() == stale {
+				// An adopted token that is already stale: requests that
+				// came during the flight could not start a refresh.
+				t.refreshInBackground()
+			}
+			return c, nil
 		case <-ctx.Done():
 			return nil, fmt.Errorf("oauthtransport: waiting for a token: %w", context.Cause(ctx))
 		}
@@ -137,13 +143,9 @@ func (t *Transport) wait(ctx context.Context) (*cached, error) {
 // runFlight runs one refresh under the transport's lifetime, tracked so
 // that Close waits for it.
 func (t *Transport) runFlight(background bool) (any, error) {
-	t.mu.Lock()
-	if t.closed.Load() {
-		t.mu.Unlock()
+	if !t.enter() {
 		return nil, errClosed
 	}
-	t.wg.Add(1)
-	t.mu.Unlock()
 	defer t.wg.Done()
 	ctx, cancel := context.WithTimeout(t.lifetime, t.opts.refreshTimeout)
 	defer cancel()
@@ -152,6 +154,18 @@ func (t *Transport) runFlight(background bool) (any, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// enter registers background work with Close, unless Close has run. The
+// caller must call t.wg.Done when the work ends.
+func (t *Transport) enter() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return false
+	}
+	t.wg.Add(1)
+	return true
 }
 
 // lockTTL bounds how long a crashed holder can keep other processes from
@@ -165,7 +179,7 @@ func (t *Transport) lockTTL() time.Duration { return t.opts.refreshTimeout + 5*t
 func (t *Transport) refresh(ctx context.Context, background bool) (*cached, error) {
 	t.refreshing.Store(true)
 	defer t.refreshing.Store(false)
-	t.retryUnsaved(ctx)
+	_ = t.retryUnsaved(ctx)
 
 	prev := t.lastSeen.Load()
 	if t.locker != nil {
@@ -198,6 +212,13 @@ func (t *Transport) refresh(ctx context.Context, background bool) (*cached, erro
 			}
 		}
 		return nil, t.failed(te, background)
+	}
+	tok = store.Clone(tok) // the Source may keep its own
+	if tok.ExpiresIn == 0 && !tok.Expiry.IsZero() {
+		// Record the granted lifetime (x/oauth2's client-credentials
+		// source leaves it out), so that a process loading this token from
+		// a store measures its refresh window against the whole lifetime.
+		tok.ExpiresIn = int64(time.Until(tok.Expiry).Round(time.Second) / time.Second)
 	}
 	if tok.RefreshToken == "" && current != nil {
 		tok.RefreshToken = current.RefreshToken
@@ -291,23 +312,63 @@ func isNetworkError(err error) bool {
 	return errors.As(err, &ne)
 }
 
-// save writes tok to the store. On failure the token stays in memory and
-// the save is tried again before the next refresh: a rotated refresh token
-// is never dropped.
+// save writes tok to the store before it is used. On failure the token
+// stays in memory, and the save is retried in the background with backoff
+// (and before the next refresh) until it succeeds or a newer token is
+// saved: a rotated refresh token is never dropped. Saves are serialized so
+// that an older token never overwrites a newer one.
 func (t *Transport) save(ctx context.Context, tok *oauth2.Token) {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
 	if err := t.store.Save(ctx, t.opts.key, tok); err != nil {
 		t.unsaved.Store(tok)
-		t.log.LogAttrs(ctx, slog.LevelError, "oauthtransport: saving token to store failed; keeping it in memory",
+		t.log.LogAttrs(ctx, slog.LevelError, "oauthtransport: saving token to store failed; keeping it in memory and retrying",
 			slog.String("key", t.opts.key), slog.String("token", fingerprint(tok.AccessToken)), slog.String("error", err.Error()))
+		t.retrySaveInBackground()
 		return
 	}
-	t.unsaved.CompareAndSwap(tok, nil)
+	t.unsaved.Store(nil)
 }
 
-func (t *Transport) retryUnsaved(ctx context.Context) {
-	if tok := t.unsaved.Load(); tok != nil {
-		t.save(ctx, tok)
+// retryUnsaved tries once more to save a token whose save failed.
+func (t *Transport) retryUnsaved(ctx context.Context) error {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	tok := t.unsaved.Load()
+	if tok == nil {
+		return nil
 	}
+	if err := t.store.Save(ctx, t.opts.key, tok); err != nil {
+		return err
+	}
+	t.unsaved.Store(nil)
+	t.log.LogAttrs(ctx, slog.LevelInfo, "oauthtransport: token saved to store after retrying",
+		slog.String("key", t.opts.key), slog.String("token", fingerprint(tok.AccessToken)))
+	return nil
+}
+
+func (t *Transport) retrySaveInBackground() {
+	if !t.saveRetrying.CompareAndSwap(false, true) {
+		return
+	}
+	if !t.enter() {
+		t.saveRetrying.Store(false)
+		return
+	}
+	go func() {
+		defer t.wg.Done()
+		defer t.saveRetrying.Store(false)
+		b := backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(500*time.Millisecond),
+			backoff.WithMaxInterval(30*time.Second),
+			backoff.WithMaxElapsedTime(0),
+		)
+		_ = backoff.Retry(func() error {
+			ctx, cancel := context.WithTimeout(t.lifetime, 10*time.Second)
+			defer cancel()
+			return t.retryUnsaved(ctx)
+		}, backoff.WithContext(b, t.lifetime))
+	}()
 }
 
 // install makes tok the current token.

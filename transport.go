@@ -43,13 +43,15 @@ type Transport struct {
 	// that a refresh never adopts from the store the token it replaces.
 	lastSeen atomic.Pointer[oauth2.Token]
 
-	flight     singleflight.Group
-	fgFlight   func() (any, error) // a refresh some caller waits for
-	bgFlight   func() (any, error) // a refresh nobody waits for
-	refreshing atomic.Bool
-	failure    failureState
-	unsaved    atomic.Pointer[oauth2.Token] // a token the store failed to save
-	stats      stats
+	flight       singleflight.Group
+	fgFlight     func() (any, error) // a refresh some caller waits for
+	bgFlight     func() (any, error) // a refresh nobody waits for
+	refreshing   atomic.Bool
+	failure      failureState
+	saveMu       sync.Mutex                   // serializes saves
+	unsaved      atomic.Pointer[oauth2.Token] // a token the store failed to save
+	saveRetrying atomic.Bool
+	stats        stats
 
 	lifetime context.Context // cancelled by Close; background work runs under it
 	cancel   context.CancelFunc
