@@ -179,6 +179,11 @@ func (t *Transport) lockTTL() time.Duration { return t.opts.refreshTimeout + 5*t
 func (t *Transport) refresh(ctx context.Context, background bool) (*cached, error) {
 	t.refreshing.Store(true)
 	defer t.refreshing.Store(false)
+	if c := t.cur.Load(); background && c != nil && c.state.Load() == fresh {
+		// A request still holding the old token asked for this refresh
+		// after another one had already replaced it.
+		return c, nil
+	}
 	_ = t.retryUnsaved(ctx)
 
 	prev := t.lastSeen.Load()

@@ -242,3 +242,23 @@ func TestCloseStopsBackgroundRefresh(t *testing.T) {
 		mu.Unlock()
 	})
 }
+
+func TestManyStaleRequestsShareOneRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{lifetime: time.Hour}
+		tr := newTransport(t, src, oauthtransport.WithBase(&memBase{}))
+		do(t, tr)
+		time.Sleep(56 * time.Minute) // stale
+		var wg sync.WaitGroup
+		for range 200 { // many requests holding the stale token at once
+			wg.Go(func() { do(t, tr) })
+		}
+		wg.Wait()
+		synctest.Wait()
+		for range 50 {
+			do(t, tr)
+			synctest.Wait()
+		}
+		assert.Equal(t, int64(2), src.calls.Load(), "one background refresh, however many requests saw the stale token")
+	})
+}
