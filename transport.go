@@ -365,10 +365,11 @@ func withAuth(req *http.Request, body io.ReadCloser, c *cached) *http.Request {
 	r := new(http.Request)
 	*r = *req
 	r.Body = body
-	h := maps.Clone(req.Header) // copies small maps wholesale, no rehashing
-	if h == nil {
-		h = make(http.Header, 1)
+	if len(req.Header) == 0 {
+		r.Header = http.Header{"Authorization": c.auth}
+		return r
 	}
+	h := maps.Clone(req.Header) // copies small maps wholesale, no rehashing
 	for k := range h {
 		if len(k) == len("Authorization") && k != "Authorization" && strings.EqualFold(k, "Authorization") {
 			delete(h, k) // a non-canonical spelling would be sent as a second header

@@ -1,0 +1,21 @@
+module github.com/oauthtransport/oauthtransport/bench
+
+go 1.26.0
+
+replace github.com/oauthtransport/oauthtransport => ../
+
+require (
+	github.com/hashicorp/go-retryablehttp v0.7.8
+	github.com/oauthtransport/oauthtransport v0.0.0-00010101000000-000000000000
+	github.com/redis/go-redis/v9 v9.23.0
+	golang.org/x/oauth2 v0.37.0
+)
+
+require (
+	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+)
