@@ -1,0 +1,5 @@
+// Package interop tests oauthtransport against authorization servers we did
+// not write: ory/fosite, run in-process, and the certified Node.js
+// oidc-provider, run on loopback from the npm registry. It is a module of
+// its own so that their dependencies never reach the SDK's users.
+package interop
