@@ -1,0 +1,78 @@
+// Runs the certified oidc-provider on loopback for oauthtransport's interop
+// tests: a client-credentials client, a refresh-token client (rotation on),
+// a resource server that introspects, revocation. Usage:
+//
+//   node server.mjs <token lifetime in seconds>
+//
+// It prints "listening <port>" once ready. Two test-only routes:
+// POST /test/refresh-token mints a refresh token for rt-client, as an
+// authorization-code grant would have; GET /test/stats counts token requests.
+import http from 'node:http';
+import Provider from 'oidc-provider';
+
+const ttl = Number(process.argv[2] || 3);
+let tokenCalls = 0;
+
+const server = http.createServer();
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const { port } = server.address();
+const issuer = `http://127.0.0.1:${port}`;
+
+const provider = new Provider(issuer, {
+  clients: [
+    { client_id: 'cc-client', client_secret: 'cc-secret-value', grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'api' },
+    { client_id: 'rt-client', client_secret: 'rt-secret-value', grant_types: ['authorization_code', 'refresh_token'], redirect_uris: ['http://127.0.0.1/cb'], response_types: ['code'] },
+    { client_id: 'resource-server', client_secret: 'rs-secret-value', grant_types: [], redirect_uris: [], response_types: [] },
+  ],
+  scopes: ['openid', 'offline_access', 'api'],
+  features: {
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    devInteractions: { enabled: false },
+  },
+  ttl: { AccessToken: ttl, ClientCredentials: ttl, RefreshToken: 3600, Grant: 3600 },
+  rotateRefreshToken: true,
+  findAccount: async (ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+  cookies: { keys: ['interop-cookie-key-not-secret'] },
+});
+provider.proxy = false;
+const callback = provider.callback();
+
+async function mintRefreshToken() {
+  const client = await provider.Client.find('rt-client');
+  const grant = new provider.Grant({ accountId: 'user-1', clientId: 'rt-client' });
+  grant.addOIDCScope('openid offline_access');
+  const grantId = await grant.save();
+  const now = Math.floor(Date.now() / 1000);
+  const rt = new provider.RefreshToken({
+    accountId: 'user-1', client, grantId, scope: 'openid offline_access', gty: 'authorization_code', authTime: now,
+  });
+  return rt.save();
+}
+
+server.on('request', async (req, res) => {
+  try {
+    if (req.method === 'POST' && req.url === '/test/refresh-token') {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ refresh_token: await mintRefreshToken() }));
+      return;
+    }
+    if (req.method === 'GET' && req.url === '/test/stats') {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ token_calls: tokenCalls }));
+      return;
+    }
+    if (req.method === 'POST' && req.url === '/token') {
+      tokenCalls += 1;
+    }
+    callback(req, res);
+  } catch (err) {
+    res.statusCode = 500;
+    res.end(String(err));
+  }
+});
+
+process.stdout.write(`listening ${port}\n`);
+process.stdin.on('end', () => process.exit(0)); // exit with the test
+process.stdin.resume();
