@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -195,32 +194,4 @@ func drive(ctx context.Context, client *http.Client, url string, workers int, l 
 // Transport over a ReuseTokenSource whose early expiry matches ours.
 func xoauth2Client(ts oauth2.TokenSource, skew time.Duration, base http.RoundTripper) *http.Client {
 	return &http.Client{Transport: &oauth2.Transport{Source: oauth2.ReuseTokenSourceWithExpiry(nil, ts, skew), Base: base}}
-}
-
-// startRedis starts a private redis-server, or returns "" when there is none.
-func startRedis() (addr string, stop func()) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return "", func() {}
-	}
-	dir, err := os.MkdirTemp("", "bench-redis")
-	if err != nil {
-		return "", func() {}
-	}
-	sock := dir + "/redis.sock"
-	cmd := exec.Command(bin, "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		return "", func() {}
-	}
-	for range 500 {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return sock, func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		_ = os.RemoveAll(dir)
-	}
 }

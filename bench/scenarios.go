@@ -16,6 +16,7 @@ import (
 
 	"github.com/oauthtransport/oauthtransport"
 	"github.com/oauthtransport/oauthtransport/internal/oauthtest"
+	"github.com/oauthtransport/oauthtransport/internal/redistest"
 	"github.com/oauthtransport/oauthtransport/store/redisstore"
 )
 
@@ -46,20 +47,23 @@ func hotPath(r *report) {
 		[]string{"mode", "client", "ns/op", "allocs/op", "time vs x/oauth2"}, rows)
 }
 
+// newClient returns the client named "oauthtransport" or "x/oauth2" for
+// idp's client-credentials grant, and what closes it.
+func newClient(name string, idp *oauthtest.Server, lifetime time.Duration) (*http.Client, func()) {
+	if name == "oauthtransport" {
+		tr, _ := oauthtransport.New(oauthtransport.ClientCredentials(idp.ClientCredentials()))
+		return tr.Client(), func() { _ = tr.Close() }
+	}
+	return xoauth2Client(idp.ClientCredentials().TokenSource(context.Background()), lifetime/10, nil), func() {}
+}
+
 // 2. Steady load across several expiries, token endpoint answering in 100 ms.
 func steadyLoad(r *report) {
 	const lifetime, run, workers = 2 * time.Second, 7 * time.Second, 8
 	var rows [][]string
 	for _, name := range []string{"oauthtransport", "x/oauth2"} {
 		idp := oauthtest.New(oauthtest.Lifetime(lifetime), oauthtest.TokenDelay(100*time.Millisecond))
-		var client *http.Client
-		var closeFn func()
-		if name == "oauthtransport" {
-			tr, _ := oauthtransport.New(oauthtransport.ClientCredentials(idp.ClientCredentials()))
-			client, closeFn = tr.Client(), func() { _ = tr.Close() }
-		} else {
-			client, closeFn = xoauth2Client(idp.ClientCredentials().TokenSource(context.Background()), lifetime/10, nil), func() {}
-		}
+		client, closeFn := newClient(name, idp, lifetime)
 		ctx, cancel := context.WithTimeout(context.Background(), run)
 		l := &latencies{}
 		drive(ctx, client, idp.APIURL+"steady", workers, l)
@@ -81,14 +85,7 @@ func revocation(r *report) {
 	var rows [][]string
 	for _, name := range []string{"oauthtransport", "x/oauth2"} {
 		idp := oauthtest.New(oauthtest.Lifetime(lifetime))
-		var client *http.Client
-		var closeFn func()
-		if name == "oauthtransport" {
-			tr, _ := oauthtransport.New(oauthtransport.ClientCredentials(idp.ClientCredentials()))
-			client, closeFn = tr.Client(), func() { _ = tr.Close() }
-		} else {
-			client, closeFn = xoauth2Client(idp.ClientCredentials().TokenSource(context.Background()), lifetime/10, nil), func() {}
-		}
+		client, closeFn := newClient(name, idp, lifetime)
 		ctx, cancel := context.WithTimeout(context.Background(), run)
 		time.AfterFunc(time.Second, idp.RevokeAll)
 		l := &latencies{}
@@ -107,12 +104,12 @@ func revocation(r *report) {
 // 4. Four replicas sharing a Redis store against four independent ones.
 func replicas(r *report) {
 	const lifetime, run, n = 2 * time.Second, 6 * time.Second, 4
-	sock, stop := startRedis()
-	defer stop()
-	if sock == "" {
-		r.add("4. Four replicas", "Skipped: redis-server is not installed (Debian package redis-server).", []string{"client"}, nil)
+	srv, err := redistest.Run()
+	if err != nil {
+		r.add("4. Four replicas", "Skipped: "+err.Error()+".", []string{"client"}, nil)
 		return
 	}
+	defer srv.Stop()
 	var rows [][]string
 	for _, name := range []string{"oauthtransport + redisstore", "oauthtransport, no shared store", "x/oauth2 (independent)"} {
 		idp := oauthtest.New(oauthtest.Lifetime(lifetime))
@@ -124,7 +121,7 @@ func replicas(r *report) {
 				var client *http.Client
 				switch name {
 				case "oauthtransport + redisstore":
-					rc := redis.NewClient(&redis.Options{Network: "unix", Addr: sock})
+					rc := redis.NewClient(srv.Options())
 					defer rc.Close()
 					tr, _ := oauthtransport.New(oauthtransport.ClientCredentials(idp.ClientCredentials()),
 						oauthtransport.WithStore(redisstore.New(rc, redisstore.WithPrefix(fmt.Sprintf("bench%d:", len(rows)))), "svc"))

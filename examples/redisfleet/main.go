@@ -9,12 +9,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 
 	"github.com/oauthtransport/oauthtransport"
 	"github.com/oauthtransport/oauthtransport/internal/oauthtest"
+	"github.com/oauthtransport/oauthtransport/internal/redistest"
 	"github.com/oauthtransport/oauthtransport/store/redisstore"
 )
 
@@ -71,37 +69,12 @@ func main() {
 // redisOptions connects to REDIS_ADDR, or starts a private redis-server.
 func redisOptions() (*redis.Options, func()) {
 	if addr := os.Getenv("REDIS_ADDR"); addr != "" {
-		if o, err := redis.ParseURL(addr); err == nil {
-			return o, func() {}
-		}
-		return &redis.Options{Addr: addr}, func() {}
+		return redistest.Options(addr), func() {}
 	}
-	bin, err := exec.LookPath("redis-server")
+	srv, err := redistest.Run()
 	if err != nil {
-		log.Fatal("set REDIS_ADDR, or install Debian's redis-server package (apt-get install redis-server)")
+		log.Fatalf("set REDIS_ADDR, or: %v", err)
 	}
-	dir, err := os.MkdirTemp("", "redisfleet")
-	if err != nil {
-		log.Fatal(err)
-	}
-	sock := filepath.Join(dir, "redis.sock")
-	cmd := exec.Command(bin, "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	opts := &redis.Options{Network: "unix", Addr: sock}
-	c := redis.NewClient(opts)
-	defer c.Close()
-	for i := 0; c.Ping(context.Background()).Err() != nil; i++ {
-		if i > 500 {
-			log.Fatal("redis-server did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	fmt.Println("started redis-server on", sock)
-	return opts, func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		_ = os.RemoveAll(dir)
-	}
+	fmt.Println("started redis-server on", srv.Socket)
+	return srv.Options(), srv.Stop
 }
