@@ -287,3 +287,28 @@ func TestRedisUnreachableFallsBackToMemory(t *testing.T) {
 }
 
 var _ = httptest.NewServer
+
+func TestStoreBehindAfterFailedSaveIsNotAdopted(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	cfg := srv.OAuth2Config()
+	first, err := cfg.TokenSource(context.Background(), &oauth2.Token{RefreshToken: srv.IssueRefreshToken()}).Token()
+	require.NoError(t, err)
+	s := &flakyStore{Memory: store.NewMemory()}
+	require.NoError(t, s.Memory.Save(context.Background(), "k", first)) // a valid token, saved earlier
+	s.failures.Store(1 << 30)                                            // from now on every save fails
+
+	tr := newTransport(t, oauthtransport.RefreshToken(cfg, nil), oauthtransport.WithStore(s, "k"))
+	mustGet(t, tr.Client(), srv.APIURL) // adopts the stored token
+	srv.Revoke(first.AccessToken)
+	mustGet(t, tr.Client(), srv.APIURL) // refreshes; the save fails
+	second, _ := tr.Token(context.Background())
+	srv.Revoke(second.AccessToken)
+	// The store still holds the first token, unexpired by its own clock: it
+	// must not be adopted, and its rotated-away refresh token not reused.
+	mustGet(t, tr.Client(), srv.APIURL)
+	third, _ := tr.Token(context.Background())
+	assert.True(t, third.AccessToken != first.AccessToken && third.AccessToken != second.AccessToken)
+	assert.True(t, srv.Live(third.AccessToken), "the refresh-token family is intact")
+	assert.Equal(t, int64(3), srv.TokenCalls())
+}

@@ -200,6 +200,11 @@ func (t *Transport) refresh(ctx context.Context, background bool) (*cached, erro
 		}
 	}
 	stored := t.load(ctx)
+	if t.unsaved.Load() != nil {
+		// The store is behind: it lacks our latest token (and its rotated
+		// refresh token). Nothing it holds may replace what we have.
+		stored = nil
+	}
 	if adoptable(stored, prev) {
 		return t.adopt(ctx, stored), nil
 	}
@@ -210,7 +215,7 @@ func (t *Transport) refresh(ctx context.Context, background bool) (*cached, erro
 	tok, err := t.fetch(ctx, current)
 	if err != nil {
 		te := asTokenError(err)
-		if te.Code == "invalid_grant" {
+		if te.Code == "invalid_grant" && t.unsaved.Load() == nil {
 			// A peer may have rotated the refresh token a moment ago.
 			if again := t.load(ctx); adoptable(again, prev) && (stored == nil || again.AccessToken != stored.AccessToken) {
 				return t.adopt(ctx, again), nil
