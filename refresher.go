@@ -179,10 +179,14 @@ func (t *Transport) lockTTL() time.Duration { return t.opts.refreshTimeout + 5*t
 func (t *Transport) refresh(ctx context.Context, background bool) (*cached, error) {
 	t.refreshing.Store(true)
 	defer t.refreshing.Store(false)
-	if c := t.cur.Load(); background && c != nil && c.state.Load() == fresh {
-		// A request still holding the old token asked for this refresh
-		// after another one had already replaced it.
-		return c, nil
+	if c := t.cur.Load(); c != nil {
+		// Whoever asked for this refresh saw an older state: a refresh that
+		// ended between their look and this flight already installed a
+		// token. A waiter needs a usable one; a background refresh, a
+		// fresh one.
+		if st := c.state.Load(); st == fresh || (!background && st == stale) {
+			return c, nil
+		}
 	}
 	_ = t.retryUnsaved(ctx)
 
