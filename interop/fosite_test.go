@@ -147,5 +147,5 @@ func (f *fositeServer) Lifetime() time.Duration { return f.lifetime }
 
 func TestFosite(t *testing.T) {
 	t.Parallel()
-	runScenarios(t, startFosite(t, 3*time.Second))
+	runScenarios(t, startFosite(t, 4*time.Second))
 }

@@ -151,5 +151,5 @@ func (s *oidcServer) Lifetime() time.Duration { return s.lifetime }
 
 func TestOIDCProvider(t *testing.T) {
 	t.Parallel()
-	runScenarios(t, startOIDC(t, 3*time.Second))
+	runScenarios(t, startOIDC(t, 4*time.Second))
 }
