@@ -296,7 +296,7 @@ func TestStoreBehindAfterFailedSaveIsNotAdopted(t *testing.T) {
 	require.NoError(t, err)
 	s := &flakyStore{Memory: store.NewMemory()}
 	require.NoError(t, s.Memory.Save(context.Background(), "k", first)) // a valid token, saved earlier
-	s.failures.Store(1 << 30)                                            // from now on every save fails
+	s.failures.Store(1 << 30)                                           // from now on every save fails
 
 	tr := newTransport(t, oauthtransport.RefreshToken(cfg, nil), oauthtransport.WithStore(s, "k"))
 	mustGet(t, tr.Client(), srv.APIURL) // adopts the stored token

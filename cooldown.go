@@ -1,0 +1,84 @@
+package oauthtransport
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// failureState spaces out refreshes after failures. A terminal token error
+// (a broken credential) puts the refresher in a cool-down with growing
+// delay, during which callers get the error without the IdP being asked;
+// any failure delays the next background refresh likewise.
+type failureState struct {
+	notBefore atomic.Int64 // unix nanos; no background refresh before
+
+	mu       sync.Mutex
+	failures int
+	until    time.Time
+	err      *TokenError // returned during a terminal cool-down
+}
+
+const (
+	terminalCooldown    = time.Second
+	maxTerminalCooldown = 5 * time.Minute
+	transientCooldown   = 500 * time.Millisecond
+	maxTransientBackoff = 30 * time.Second
+)
+
+func (f *failureState) record(te *TokenError) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failures++
+	base, ceiling := transientCooldown, maxTransientBackoff
+	if te.terminal() {
+		base, ceiling = terminalCooldown, maxTerminalCooldown
+	}
+	d := base << min(f.failures-1, 20)
+	d = min(d, ceiling)
+	d += rand.N(d/4 + 1)
+	f.until = time.Now().Add(d)
+	f.err = nil
+	if te.terminal() {
+		f.err = te
+	}
+	f.notBefore.Store(f.until.UnixNano())
+	return d
+}
+
+func (f *failureState) coolingDown() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil && time.Now().Before(f.until) {
+		return f.err
+	}
+	return nil
+}
+
+func (f *failureState) reset() {
+	if f.notBefore.Load() == 0 {
+		return
+	}
+	f.mu.Lock()
+	f.failures, f.err, f.until = 0, nil, time.Time{}
+	f.notBefore.Store(0)
+	f.mu.Unlock()
+}
+
+func (t *Transport) failed(te *TokenError, background bool) *TokenError {
+	d := t.failure.record(te)
+	t.stats.failures.Add(1)
+	level := slog.LevelWarn
+	if background {
+		level = slog.LevelDebug
+		if c := t.cur.Load(); c == nil {
+			level = slog.LevelWarn
+		}
+	}
+	t.log.LogAttrs(context.Background(), level, "oauthtransport: token refresh failed",
+		slog.String("error", te.Error()), slog.Bool("background", background), slog.Duration("next_try_in", d))
+	return te
+}
