@@ -48,6 +48,24 @@
 // restores the contract; [ErrorFromResponse] classifies a response later.
 // Failures to obtain a token match [ErrToken] and nothing is sent.
 //
+// # Retries
+//
+// Requests that failed in a way a retry can fix (408, 429, 420, 5xx,
+// rate-limit 403s, lost connections) are retried as [RetryPolicy] says:
+// idempotent methods always, POST and PATCH only where the server did not
+// act or with an Idempotency-Key; exponential backoff with full jitter or
+// the server's hint when longer; never past the caller's deadline or
+// [RetryPolicy.MaxRetryAfter], where a [*RateLimitError] returns at once;
+// and never more than a per-Transport retry budget allows, so an outage
+// costs about one request per call.
+//
+// # Stores
+//
+// The token lives in a store.Store ([WithStore]): in memory by default, in
+// a file (store.NewFile) to survive restarts, or in Redis (package
+// store/redisstore) to be shared by a fleet, which then fetches one token
+// and refreshes it once, whatever the number of processes.
+//
 // # Tokens and expiry
 //
 // Expiry comes from expires_in (also when sent as a string); without it, a
