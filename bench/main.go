@@ -5,7 +5,9 @@
 //
 //	go run ./bench > BENCHMARKS.md
 //
-// Absolute times vary between machines; compare the ratios.
+// Absolute times vary between machines; compare the ratios. Its one
+// dependency beyond the SDK's, github.com/hashicorp/go-retryablehttp, is
+// the retrying client it is compared with.
 package main
 
 import (
