@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -285,8 +284,6 @@ func TestRedisUnreachableFallsBackToMemory(t *testing.T) {
 	assert.Contains(t, out, "keeping it in memory")
 	assert.False(t, strings.Contains(out, srv.ClientCredentials().ClientSecret))
 }
-
-var _ = httptest.NewServer
 
 func TestStoreBehindAfterFailedSaveIsNotAdopted(t *testing.T) {
 	t.Parallel()

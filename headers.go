@@ -45,7 +45,7 @@ func retryHint(h http.Header, now time.Time) (time.Duration, bool) {
 			return d, true
 		}
 	}
-	if _, r, t, ok := parseRateLimitField(h.Values("Ratelimit")); ok && r == 0 && t >= 0 {
+	if r, t, ok := parseRateLimitField(h.Values("Ratelimit")); ok && r == 0 && t >= 0 {
 		return time.Duration(t) * time.Second, true
 	}
 	if remainingZeroOrAbsent(h.Get("Ratelimit-Remaining")) {
@@ -137,9 +137,9 @@ func parseReset(v string, serverNow time.Time) (time.Duration, bool) {
 
 // parseRateLimitField reads the IETF RateLimit structured field
 // (draft-ietf-httpapi-ratelimit-headers): a list of `"name";r=R;t=T`. It
-// returns the member with the least remaining quota. ok is false when no
-// member is well formed.
-func parseRateLimitField(values []string) (name string, r, t int64, ok bool) {
+// returns r and t of the member with the least remaining quota; ok is false
+// when no member is well formed.
+func parseRateLimitField(values []string) (r, t int64, ok bool) {
 	r, t = -1, -1
 	for _, v := range values {
 		for member := range strings.SplitSeq(v, ",") {
@@ -168,11 +168,11 @@ func parseRateLimitField(values []string) (name string, r, t int64, ok bool) {
 				continue
 			}
 			if !ok || mr < r || (mr == r && mt > t) {
-				name, r, t, ok = strings.Trim(parts[0], `" `), mr, mt, true
+				r, t, ok = mr, mt, true
 			}
 		}
 	}
-	return name, r, t, ok
+	return r, t, ok
 }
 
 // rateLimitQuota returns the limit, remaining quota and time to reset that
@@ -190,7 +190,7 @@ func rateLimitQuota(h http.Header, now time.Time) (limit, remaining int, reset t
 	if d, err := http.ParseTime(h.Get("Date")); err == nil {
 		serverNow = d
 	}
-	if _, r, t, ok := parseRateLimitField(h.Values("Ratelimit")); ok {
+	if r, t, ok := parseRateLimitField(h.Values("Ratelimit")); ok {
 		remaining = int(r)
 		if t > 0 {
 			reset = time.Duration(t) * time.Second

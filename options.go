@@ -42,8 +42,7 @@ type options struct {
 	windowSet     bool
 	skew          time.Duration
 	retry         RetryPolicy
-	allowedHosts  []hostPattern
-	hostsSet      bool
+	allowedHosts  []hostPattern // nil: every host
 	insecureHTTP  bool
 	statusErrors  bool
 	logger        *slog.Logger
@@ -142,7 +141,6 @@ func WithRetry(p RetryPolicy) Option {
 // By default every host gets the token.
 func WithAllowedHosts(hosts ...string) Option {
 	return func(o *options) {
-		o.hostsSet = true
 		for _, h := range hosts {
 			p, err := parseHostPattern(h)
 			if err != nil {

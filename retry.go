@@ -92,25 +92,21 @@ func (p RetryPolicy) validate() error {
 	return errors.Join(errs...)
 }
 
-// retryState is the per-request part of retrying: created on the first
-// retry only, so a request that succeeds at once allocates nothing for it.
-type retryState struct {
-	backoff *backoff.ExponentialBackOff
-}
-
 // nextDelay returns the computed delay before the next attempt: exponential
-// with full jitter (randomization factor 1), at most MaxBackoff.
-func (p RetryPolicy) nextDelay(s **retryState) time.Duration {
-	if *s == nil {
-		*s = &retryState{backoff: backoff.NewExponentialBackOff(
+// with full jitter (randomization factor 1), at most MaxBackoff. The
+// request's backoff is created on its first retry only, so a request that
+// succeeds at once allocates nothing for it.
+func (p RetryPolicy) nextDelay(b **backoff.ExponentialBackOff) time.Duration {
+	if *b == nil {
+		*b = backoff.NewExponentialBackOff(
 			backoff.WithInitialInterval(p.InitialBackoff),
 			backoff.WithMaxInterval(p.MaxBackoff),
 			backoff.WithRandomizationFactor(1),
 			backoff.WithMultiplier(2),
 			backoff.WithMaxElapsedTime(0),
-		)}
+		)
 	}
-	return min((*s).backoff.NextBackOff(), p.MaxBackoff)
+	return min((*b).NextBackOff(), p.MaxBackoff)
 }
 
 // retryBudget throttles retries per Transport in the manner of gRPC's retry

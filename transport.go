@@ -17,6 +17,8 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/oauthtransport/oauthtransport/store"
 )
 
@@ -151,7 +153,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var (
 		attempts, retries int
 		replayed          bool
-		rs                *retryState
+		bo                *backoff.ExponentialBackOff
 	)
 	for {
 		attempts++
@@ -185,7 +187,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return t.finish(req, resp, attempts, c)
 		}
 		t.budget.failure()
-		wait, stop := t.retryWait(ctx, req, class, hint, retries, &rs)
+		wait, stop := t.retryWait(ctx, req, class, hint, retries, &bo)
 		switch stop {
 		case stopBody:
 			return t.notReplayable(req, resp, err, attempts, c)
@@ -248,7 +250,7 @@ var stopText = [...]string{
 }
 
 // retryWait decides whether to retry, and after how long.
-func (t *Transport) retryWait(ctx context.Context, req *http.Request, class retryClass, hint time.Duration, retries int, rs **retryState) (time.Duration, stopReason) {
+func (t *Transport) retryWait(ctx context.Context, req *http.Request, class retryClass, hint time.Duration, retries int, bo **backoff.ExponentialBackOff) (time.Duration, stopReason) {
 	p := &t.retry
 	switch {
 	case class == retryUnsafe && !p.idempotent(req):
@@ -262,7 +264,7 @@ func (t *Transport) retryWait(ctx context.Context, req *http.Request, class retr
 	case !t.budget.allows():
 		return 0, stopBudget
 	}
-	wait := max(p.nextDelay(rs), hint)
+	wait := max(p.nextDelay(bo), hint)
 	if deadline, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(deadline) {
 		return 0, stopDeadline
 	}
@@ -302,7 +304,7 @@ func (t *Transport) notReplayable(req *http.Request, resp *http.Response, err er
 // chain. net/http compares only host names when it strips headers on
 // redirect, so the origin check is ours.
 func (t *Transport) attachTo(req *http.Request) bool {
-	if t.opts.hostsSet && !hostAllowed(t.opts.allowedHosts, req.URL) {
+	if t.opts.allowedHosts != nil && !hostAllowed(t.opts.allowedHosts, req.URL) {
 		return false
 	}
 	if req.Response == nil {

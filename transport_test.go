@@ -106,7 +106,7 @@ func TestChallengeForAnotherSchemeIsFinal(t *testing.T) {
 	assert.Equal(t, int64(1), srv.TokenCalls(), "the token was not thrown away")
 }
 
-// echoBody records every body the API received, answering 401 to the first
+// echoAPI records every body the API received, answering 401 to the first
 // request only.
 type echoAPI struct {
 	mu     sync.Mutex

@@ -49,8 +49,6 @@ type Server struct {
 	access     map[string]grant   // live access tokens
 	refresh    map[string]*family // refresh token -> its family
 	used       map[string]*family // rotated-away refresh tokens, for reuse detection
-	extra      map[string]any     // extra members of every token response
-	rawExpires func(d time.Duration) any
 }
 
 type grant struct {
@@ -73,13 +71,6 @@ type Option func(*Server)
 // Lifetime sets expires_in of issued access tokens (default 1h). Zero
 // omits expires_in.
 func Lifetime(d time.Duration) Option { return func(s *Server) { s.lifetime = d } }
-
-// ExpiresInAsString sends expires_in as a JSON string, as some servers do.
-func ExpiresInAsString() Option {
-	return func(s *Server) {
-		s.rawExpires = func(d time.Duration) any { return jsonString(int64(d / time.Second)) }
-	}
-}
 
 // AlwaysReject makes the API answer 401 to every token.
 func AlwaysReject() Option { return func(s *Server) { s.rejectAll = true } }
@@ -156,13 +147,6 @@ func (s *Server) FailTokens(fs ...Failure) {
 func (s *Server) SetLifetime(d time.Duration) {
 	s.mu.Lock()
 	s.lifetime = d
-	s.mu.Unlock()
-}
-
-// SetExtra adds members to every token response (e.g. "scope").
-func (s *Server) SetExtra(extra map[string]any) {
-	s.mu.Lock()
-	s.extra = extra
 	s.mu.Unlock()
 }
 
@@ -272,12 +256,7 @@ func (s *Server) issue(w http.ResponseWriter, fam *family, scope string) {
 	s.access[at] = g
 	resp := map[string]any{"access_token": at, "token_type": "Bearer"}
 	if lifetime > 0 {
-		secs := int64((lifetime + time.Second - 1) / time.Second)
-		if s.rawExpires != nil {
-			resp["expires_in"] = s.rawExpires(lifetime)
-		} else {
-			resp["expires_in"] = secs
-		}
+		resp["expires_in"] = int64((lifetime + time.Second - 1) / time.Second)
 	}
 	if fam != nil {
 		rt := "rt-" + randomHex()
@@ -286,9 +265,6 @@ func (s *Server) issue(w http.ResponseWriter, fam *family, scope string) {
 	}
 	if scope != "" {
 		resp["scope"] = scope
-	}
-	for k, v := range s.extra {
-		resp[k] = v
 	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
@@ -333,15 +309,4 @@ func randomHex() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-type jsonString int64
-
-func (j jsonString) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + itoa(int64(j)) + `"`), nil
-}
-
-func itoa(n int64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
