@@ -68,17 +68,17 @@ func (f *failureState) reset() {
 	f.mu.Unlock()
 }
 
-func (t *Transport) failed(te *TokenError, background bool) *TokenError {
-	d := t.failure.record(te)
-	t.stats.failures.Add(1)
+// failed records a refresh failure for the cool-down and logs it: at
+// warn level when callers see it, at debug level for a background refresh
+// while a valid token remains in use.
+func (k *credentialCache) failed(te *TokenError, background bool) *TokenError {
+	d := k.failure.record(te)
+	k.env.stats.failures.Add(1)
 	level := slog.LevelWarn
-	if background {
+	if background && k.cur.Load() != nil {
 		level = slog.LevelDebug
-		if c := t.cur.Load(); c == nil {
-			level = slog.LevelWarn
-		}
 	}
-	t.log.LogAttrs(context.Background(), level, "oauthtransport: token refresh failed",
+	k.env.log.LogAttrs(context.Background(), level, "oauthtransport: token refresh failed", slog.String("key", k.key),
 		slog.String("error", te.Error()), slog.Bool("background", background), slog.Duration("next_try_in", d))
 	return te
 }

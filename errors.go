@@ -31,6 +31,13 @@ var (
 	// (after a 401 or a retryable failure) but its body cannot be replayed:
 	// it has no GetBody. The body is never sent twice.
 	ErrBodyNotRewindable = errors.New("oauthtransport: request body cannot be replayed")
+	// ErrReauthRequired matches a *TokenError when the grant is dead and a
+	// person must authorize again: the token endpoint refused the refresh
+	// token (invalid_grant, or another 400 that does not blame the client)
+	// and the store holds no newer one, or the answer to a refresh was lost
+	// and the refresh token may have been rotated. A passing failure (the
+	// IdP down, the store's lock unavailable) never matches it.
+	ErrReauthRequired = errors.New("oauthtransport: the grant is dead; a person must authorize again")
 	// ErrInsecureTransport is returned when a token would have gone over
 	// plain http to a host that is not loopback. Nothing was sent. See
 	// [WithInsecureHTTP].
@@ -154,7 +161,17 @@ type TokenError struct {
 	Description string // the "error_description" member
 	StatusCode  int    // the token endpoint's HTTP status; zero for a network failure
 	Err         error  // the underlying cause
+
+	temporary bool // the refresher held back for a reason that passes (a lock, a peer's refresh)
+	reauth    bool // the grant is dead: ErrReauthRequired
 }
+
+// temporaryError is a refresh the refresher did not attempt, or gave up
+// on, for a reason that passes by itself.
+func temporaryError(err error) *TokenError { return &TokenError{Err: err, temporary: true} }
+
+// reauthError is a dead grant.
+func reauthError(err error) *TokenError { return &TokenError{Err: err, reauth: true} }
 
 // Error returns one line; it never holds a token, a secret or a response body.
 func (e *TokenError) Error() string {
@@ -178,19 +195,31 @@ func (e *TokenError) Error() string {
 		b.WriteString(": ")
 		b.WriteString(oneLine(e.Err.Error(), 300))
 	}
+	if e.reauth {
+		b.WriteString(": the grant is dead; a person must authorize again")
+	}
 	return b.String()
 }
 
-// Is reports whether target is [ErrToken].
-func (e *TokenError) Is(target error) bool { return target == ErrToken }
+// Is reports whether target is [ErrToken], or [ErrReauthRequired] for a
+// dead grant.
+func (e *TokenError) Is(target error) bool {
+	return target == ErrToken || (target == ErrReauthRequired && e.reauth)
+}
 
 // Unwrap returns the underlying cause.
 func (e *TokenError) Unwrap() error { return e.Err }
 
 // Temporary reports whether the failure may go away by itself: the token
-// endpoint answered 5xx or 429, or could not be reached.
+// endpoint answered 5xx or 429, or could not be reached, or the refresher
+// held back for a passing reason (the store's lock, a peer's refresh, a
+// refresh that did not finish in time). A dead grant is not temporary.
 func (e *TokenError) Temporary() bool {
 	switch {
+	case e.temporary:
+		return true
+	case e.reauth:
+		return false
 	case e.StatusCode >= 500, e.StatusCode == http.StatusTooManyRequests:
 		return true
 	case e.StatusCode != 0, e.Code != "":
@@ -203,6 +232,12 @@ func (e *TokenError) Temporary() bool {
 // terminal reports whether the error is one a retry cannot fix (RFC 6749
 // §5.2 codes that say the credential or request is wrong).
 func (e *TokenError) terminal() bool {
+	if e.reauth {
+		return true
+	}
+	if e.temporary {
+		return false
+	}
 	switch e.Code {
 	case "invalid_grant", "invalid_client", "unauthorized_client", "invalid_scope", "unsupported_grant_type", "invalid_request":
 		return true
@@ -252,24 +287,23 @@ func (e *insecureError) Unwrap() error { return ErrInsecureTransport }
 // response untouched. It is for callers that use WithStatusErrors(false) or
 // decode responses themselves.
 func ErrorFromResponse(resp *http.Response) error {
-	if resp == nil || !isErrorStatus(resp.StatusCode) {
+	if resp == nil {
 		return nil
 	}
-	return newStatusError(resp.Request, resp, 1, "")
-}
-
-func isErrorStatus(code int) bool {
-	return code == http.StatusUnauthorized || code == http.StatusForbidden ||
-		code == http.StatusTooManyRequests || code == statusEnhanceYourCalm || code >= 500
+	v := classify(resp, nil)
+	if v.kind == kindNone {
+		return nil
+	}
+	return newStatusError(resp.Request, resp, 1, "", v)
 }
 
 // statusEnhanceYourCalm is the 420 some APIs send for rate limiting.
 const statusEnhanceYourCalm = 420
 
 // newStatusError reads and closes resp's body and returns the typed error
-// for its status. sent is the access token that was sent, redacted from
-// anything the server echoed back.
-func newStatusError(req *http.Request, resp *http.Response, attempts int, sent string) error {
+// that classify's verdict names. sent is the access token that was sent,
+// redacted from anything the server echoed back.
+func newStatusError(req *http.Request, resp *http.Response, attempts int, sent string, v verdict) error {
 	re := ResponseError{
 		StatusCode: resp.StatusCode,
 		Header:     resp.Header.Clone(),
@@ -284,48 +318,38 @@ func newStatusError(req *http.Request, resp *http.Response, attempts int, sent s
 		re.Problem = parseProblem(re.Body)
 	}
 	re.Message = errorMessage(re.Problem, re.Body)
-	challenges := parseChallenges(resp.Header.Values("Www-Authenticate"))
 	if sent != "" && strings.Contains(re.Message, sent) {
 		re.Message = strings.ReplaceAll(re.Message, sent, "[REDACTED]")
 	}
-	now := time.Now()
-	switch code := resp.StatusCode; {
-	case code == http.StatusUnauthorized:
+	switch v.kind {
+	case kindUnauthorized:
+		challenges := parseChallenges(resp.Header.Values("Www-Authenticate"))
 		return &UnauthorizedError{ResponseError: re, Challenge: pickChallenge(challenges, "Bearer")}
-	case code == http.StatusForbidden:
-		if rateLimited403(resp.Header, re.Body) {
-			return newRateLimitError(re, resp.Header, now)
-		}
-		ch := pickChallenge(challenges, "Bearer")
-		fe := &ForbiddenError{ResponseError: re, Challenge: ch}
-		if ch.Error == "insufficient_scope" {
-			fe.Scope = ch.Scope
-			if fe.Message == "" || fe.Message == "insufficient_scope" {
-				fe.Message = "insufficient_scope"
-				if ch.Scope != "" {
-					fe.Message += fmt.Sprintf(" (needs %q)", ch.Scope)
-				}
-			}
-		}
-		return fe
-	case code == http.StatusTooManyRequests, code == statusEnhanceYourCalm:
-		return newRateLimitError(re, resp.Header, now)
-	case code == http.StatusServiceUnavailable:
-		if _, ok := retryHint(resp.Header, now); ok {
-			return newRateLimitError(re, resp.Header, now)
-		}
-		return &ServerError{ResponseError: re}
-	case code >= 500:
+	case kindForbidden:
+		return newForbiddenError(re, parseChallenges(resp.Header.Values("Www-Authenticate")))
+	case kindRateLimit:
+		e := &RateLimitError{ResponseError: re, RetryAfter: v.hint}
+		e.Limit, e.Remaining, e.Reset = rateLimitQuota(resp.Header, time.Now())
+		return e
+	case kindServer:
 		return &ServerError{ResponseError: re}
 	}
 	return nil
 }
 
-func newRateLimitError(re ResponseError, h http.Header, now time.Time) *RateLimitError {
-	e := &RateLimitError{ResponseError: re}
-	e.RetryAfter, _ = retryHint(h, now)
-	e.Limit, e.Remaining, e.Reset = rateLimitQuota(h, now)
-	return e
+func newForbiddenError(re ResponseError, challenges []Challenge) *ForbiddenError {
+	ch := pickChallenge(challenges, "Bearer")
+	fe := &ForbiddenError{ResponseError: re, Challenge: ch}
+	if ch.Error == "insufficient_scope" {
+		fe.Scope = ch.Scope
+		if fe.Message == "" || fe.Message == "insufficient_scope" {
+			fe.Message = "insufficient_scope"
+			if ch.Scope != "" {
+				fe.Message += fmt.Sprintf(" (needs %q)", ch.Scope)
+			}
+		}
+	}
+	return fe
 }
 
 // readBounded reads up to n bytes of body, drains a little more so the

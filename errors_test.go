@@ -1,6 +1,7 @@
 package oauthtransport_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -135,7 +136,8 @@ func TestLostRefreshResponseIsNotRetried(t *testing.T) {
 	t.Parallel()
 	// The token endpoint reads the refresh request, then the connection
 	// dies: the server may have rotated the refresh token, so sending the
-	// old one again could trip reuse detection. One attempt only.
+	// old one again could trip reuse detection. One attempt only, and the
+	// grant is reported dead (no WithRotationGrace was declared).
 	var calls atomic.Int64
 	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
@@ -155,7 +157,13 @@ func TestLostRefreshResponseIsNotRetried(t *testing.T) {
 	var te *oauthtransport.TokenError
 	require.ErrorAs(t, err, &te)
 	assert.Zero(t, te.StatusCode, "no response came back")
-	assert.True(t, te.Temporary())
+	assert.False(t, te.Temporary())
+	require.ErrorIs(t, err, oauthtransport.ErrReauthRequired)
+	assert.Contains(t, err.Error(), "answer to the refresh was lost")
 	assert.Equal(t, int64(1), calls.Load(), "a refresh whose response was lost is not sent again")
 	assert.True(t, body.closed.Load(), "the request body was closed")
+
+	_, err = tr.Token(context.Background())
+	require.ErrorIs(t, err, oauthtransport.ErrReauthRequired)
+	assert.Equal(t, int64(1), calls.Load(), "nor by a later caller")
 }

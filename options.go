@@ -200,6 +200,21 @@ func WithAuthorization(f func(tok *oauth2.Token) string) Option {
 	}
 }
 
+// WithRefreshTimeout bounds one refresh: the store's lock, the store and
+// the token endpoint. A caller waiting for a token leaves at its own
+// context's end or after d, whichever comes first; a refresh that
+// outlives d is abandoned and the next caller starts another (unless the
+// stuck one may be presenting a refresh token, which must not be spent
+// twice). The store's lock lives d plus at most 5 s. The default is 30s.
+func WithRefreshTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d <= 0 {
+			o.errs = append(o.errs, fmt.Errorf("WithRefreshTimeout: %v is not positive", d))
+		}
+		o.refreshTimeout = d
+	}
+}
+
 func (o *options) validate() error {
 	if len(o.errs) == 0 {
 		return nil

@@ -1,104 +1,171 @@
 package oauthtransport
 
+// Store reads and writes of the refresh protocol (see refresher.go): one
+// write at a time, the Spent mark, a token kept in memory when its save
+// failed and written again in the background with the lock held, and
+// Close's last write.
+
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"golang.org/x/oauth2"
 
 	"github.com/oauthtransport/oauthtransport/store"
 )
 
+// lease is a held store lock.
+type lease struct {
+	once   sync.Once
+	unlock func()
+	kept   bool // handed to the background saver: not released by refresh
+}
+
+// release ends the lease unless the background saver keeps it.
+func (l *lease) release() {
+	if l != nil && !l.kept {
+		l.free()
+	}
+}
+
+func (l *lease) free() {
+	if l != nil {
+		l.once.Do(l.unlock)
+	}
+}
+
 // load reads the store, treating any error as "nothing stored": a corrupt
 // entry is replaced by the next fetch.
-func (t *Transport) load(ctx context.Context) *oauth2.Token {
-	tok, err := t.store.Load(ctx, t.opts.key)
+func (k *credentialCache) load(ctx context.Context) *record {
+	tok, err := k.store.Load(ctx, k.key)
 	switch {
 	case err == nil && tok != nil && tok.AccessToken != "":
-		return tok
+		return &record{tok: tok, meta: store.MetaOf(tok)}
 	case err != nil && !errors.Is(err, store.ErrNotFound):
-		t.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: loading token from store failed; fetching a new one",
-			slog.String("key", t.opts.key), slog.String("error", err.Error()))
+		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: loading token from store failed",
+			slog.String("key", k.key), slog.String("error", err.Error()))
 	}
 	return nil
 }
 
-// adoptable reports whether a stored token should be used instead of a
-// fetch: it is not the token being replaced, and it has not expired.
-func adoptable(stored, prev *oauth2.Token) bool {
-	if stored == nil || (prev != nil && stored.AccessToken == prev.AccessToken) {
-		return false
+// save writes rec. Once a write lands that is not older than the unsaved
+// token, that token is no longer pending and the lock kept for it is
+// released.
+func (k *credentialCache) save(ctx context.Context, rec *record) error {
+	k.saveMu.Lock()
+	defer k.saveMu.Unlock()
+	if err := k.store.Save(ctx, k.key, rec.stored()); err != nil {
+		return fmt.Errorf("oauthtransport: saving token for key %q: %w", k.key, err)
 	}
-	return stored.Expiry.IsZero() || time.Now().Before(stored.Expiry)
-}
-
-func (t *Transport) adopt(ctx context.Context, tok *oauth2.Token) *cached {
-	c := t.install(tok)
-	t.failure.reset()
-	t.stats.adopted.Add(1)
-	t.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token adopted from store",
-		slog.String("token", c.fp), slog.Time("expiry", tok.Expiry))
-	return c
-}
-
-// save writes tok to the store before it is used. On failure the token
-// stays in memory, and the save is retried in the background with backoff
-// (and before the next refresh) until it succeeds or a newer token is
-// saved: a rotated refresh token is never dropped. Saves are serialized so
-// that an older token never overwrites a newer one.
-func (t *Transport) save(ctx context.Context, tok *oauth2.Token) {
-	t.saveMu.Lock()
-	defer t.saveMu.Unlock()
-	if err := t.store.Save(ctx, t.opts.key, tok); err != nil {
-		t.unsaved.Store(tok)
-		t.log.LogAttrs(ctx, slog.LevelError, "oauthtransport: saving token to store failed; keeping it in memory and retrying",
-			slog.String("key", t.opts.key), slog.String("token", fingerprint(tok.AccessToken)), slog.String("error", err.Error()))
-		t.retrySaveInBackground()
-		return
+	if u := k.unsaved.Load(); u != nil && !newer(u, rec) && k.unsaved.CompareAndSwap(u, nil) {
+		k.held.Swap(nil).free()
 	}
-	t.unsaved.Store(nil)
-}
-
-// retryUnsaved tries once more to save a token whose save failed.
-func (t *Transport) retryUnsaved(ctx context.Context) error {
-	t.saveMu.Lock()
-	defer t.saveMu.Unlock()
-	tok := t.unsaved.Load()
-	if tok == nil {
-		return nil
-	}
-	if err := t.store.Save(ctx, t.opts.key, tok); err != nil {
-		return err
-	}
-	t.unsaved.Store(nil)
-	t.log.LogAttrs(ctx, slog.LevelInfo, "oauthtransport: token saved to store after retrying",
-		slog.String("key", t.opts.key), slog.String("token", fingerprint(tok.AccessToken)))
 	return nil
 }
 
-func (t *Transport) retrySaveInBackground() {
-	if !t.saveRetrying.CompareAndSwap(false, true) {
+// repair writes the newest token seen back to a store that lost it or
+// went back to an older copy (REPAIR).
+func (k *credentialCache) repair(ctx context.Context, seen, stored *record) {
+	if stored != nil {
+		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: the store holds an older token than this process; writing the newer one back",
+			slog.String("key", k.key), slog.Uint64("stored_generation", stored.meta.Generation), slog.Uint64("generation", seen.meta.Generation))
+	}
+	if err := k.save(ctx, seen); err != nil {
+		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: writing the newer token back failed",
+			slog.String("key", k.key), slog.String("error", err.Error()))
+	}
+}
+
+// mark records in the store that base's refresh token is being presented
+// (MARK). A refresh that cannot record it does not present it.
+func (k *credentialCache) mark(ctx context.Context, base *record) error {
+	now := time.Now()
+	m := base.meta
+	m.Spent = now
+	if err := k.save(ctx, &record{tok: base.tok, meta: m}); err != nil {
+		return temporaryError(fmt.Errorf("cannot record in the store that the refresh token is being spent, so it is not: %w", err))
+	}
+	k.ownMark.Store(now.UnixMilli())
+	return nil
+}
+
+// unmark writes base back without the mark after the server answered
+// with an error: its refresh token was not spent.
+func (k *credentialCache) unmark(ctx context.Context, base *record) {
+	if err := k.save(ctx, base); err != nil {
+		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: clearing the store's refresh mark failed",
+			slog.String("key", k.key), slog.String("error", err.Error()))
+	}
+}
+
+// keepUnsaved keeps rec in memory after its save failed, holds the lock
+// l (if any) until a write lands, and writes it again in the background.
+func (k *credentialCache) keepUnsaved(ctx context.Context, rec *record, l *lease, err error) {
+	k.unsaved.Store(rec)
+	if l != nil {
+		l.kept = true
+		k.held.Store(l)
+	}
+	k.env.log.LogAttrs(ctx, slog.LevelError, "oauthtransport: saving token to store failed; keeping it in memory and retrying",
+		slog.String("key", k.key), slog.String("token", fingerprint(rec.tok.AccessToken)), slog.String("error", err.Error()))
+	k.retrySavesInBackground()
+}
+
+// retrySavesInBackground writes the unsaved token again, with backoff,
+// until a write lands or Close.
+func (k *credentialCache) retrySavesInBackground() {
+	if !k.retrying.CompareAndSwap(false, true) {
 		return
 	}
-	if !t.enter() {
-		t.saveRetrying.Store(false)
+	if !k.env.life.enter() {
+		k.retrying.Store(false)
 		return
 	}
 	go func() {
-		defer t.wg.Done()
-		defer t.saveRetrying.Store(false)
+		defer k.env.life.wg.Done()
+		defer k.retrying.Store(false)
 		b := backoff.NewExponentialBackOff(
 			backoff.WithInitialInterval(500*time.Millisecond),
 			backoff.WithMaxInterval(30*time.Second),
 			backoff.WithMaxElapsedTime(0),
 		)
 		_ = backoff.Retry(func() error {
-			ctx, cancel := context.WithTimeout(t.lifetime, 10*time.Second)
+			ctx, cancel := context.WithTimeout(k.env.life.ctx, 10*time.Second)
 			defer cancel()
-			return t.retryUnsaved(ctx)
-		}, backoff.WithContext(b, t.lifetime))
+			return k.saveUnsaved(ctx)
+		}, backoff.WithContext(b, k.env.life.ctx))
 	}()
+}
+
+// saveUnsaved writes the unsaved token, if any, once.
+func (k *credentialCache) saveUnsaved(ctx context.Context) error {
+	rec := k.unsaved.Load()
+	if rec == nil {
+		return nil
+	}
+	err := protect(ctx, k.env.log, "Store.Save", k.secrets(), func() error { return k.save(ctx, rec) })
+	if err == nil {
+		k.env.log.LogAttrs(ctx, slog.LevelInfo, "oauthtransport: token saved to store after retrying",
+			slog.String("key", k.key), slog.String("token", fingerprint(rec.tok.AccessToken)))
+	}
+	return err
+}
+
+// flush writes an unsaved token once more before Close returns, by
+// deadline. It names the token's fingerprint when it could not.
+func (k *credentialCache) flush(deadline time.Time) error {
+	rec := k.unsaved.Load()
+	if rec == nil {
+		return nil
+	}
+	err := bounded(deadline, k.saveUnsaved)
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("oauthtransport: closing: token %s for key %q was not saved to the store, and its refresh token "+
+		"exists only in this process: %w", fingerprint(rec.tok.AccessToken), k.key, err)
 }

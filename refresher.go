@@ -1,241 +1,432 @@
 package oauthtransport
 
+// The credential cache: one key's token, its one refresh in flight, and
+// the protocol that keeps a fleet sharing a store from spending a refresh
+// token twice.
+//
+// # The refresh protocol
+//
+// Every stored record carries [store.Meta]: a generation (one more than the
+// newest token its writer knew), when it was obtained, and a Spent mark. A
+// refresh of key K in process P, with M the newest token P has seen:
+//
+//	LOCK    Take K's lock (when the store is a store.Locker). If it
+//	        cannot be had (the store is down): a grant that spends no
+//	        refresh token (client credentials) goes on without it; one that
+//	        does (a refresh-token grant) does not refresh: requests keep the
+//	        current token while it is valid, then get a temporary
+//	        *TokenError saying why.
+//	READ    Load the record R.
+//	        R newer than M: adopt R if its access token is still good
+//	        (done), else R is the base.
+//	        R older than M, or missing (the store lost P's save, or was
+//	        restored from an older copy): write M back (REPAIR); M is the
+//	        base. A stored token never replaces a newer one, and P never
+//	        presents a refresh token older than one it has seen.
+//	        R is M: R is the base (its copy holds the latest Spent mark).
+//	CHECK   The base's refresh token must be unspent. A Spent mark that
+//	        another process set means its refresh has not been saved: P
+//	        does not refresh (a temporary *TokenError; ErrReauthRequired
+//	        once the mark is older than 10 minutes). A refresh token whose
+//	        answer P lost is never presented again (ErrReauthRequired).
+//	        Within the source's rotation grace period both may be
+//	        presented once more.
+//	MARK    Write the base back with Spent set (only with a Locker: there
+//	        are no peers otherwise). If that fails, do not refresh.
+//	FETCH   Call the Source with the base.
+//	        A token N (generation one more): SAVE.
+//	        An error the server answered: the refresh token was not
+//	        spent; write the base back unmarked. A 400 to a refresh-token
+//	        grant re-reads the store first (a peer may have rotated it a
+//	        moment ago); if nothing newer is there, ErrReauthRequired.
+//	        No answer after the request went out (the connection dropped,
+//	        the timeout hit): the server may have rotated it. The mark
+//	        stays, P remembers, ErrReauthRequired.
+//	SAVE    Write N. If that fails, N is used from memory and written
+//	        again in the background, and P keeps the lock until a write
+//	        lands: the store still holds a spent refresh token. A peer that
+//	        gets the lock once it expires finds the Spent mark (CHECK).
+//	        Close writes an unsaved token once more, and says so when it
+//	        cannot.
+//	UNLOCK
+//
+// Users' code (Source, Store, Locker, WithAuthorization) runs under
+// protect: a panic becomes a *TokenError for the waiting callers.
+
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/cenkalti/backoff/v4"
-	"golang.org/x/oauth2"
 
 	"github.com/oauthtransport/oauthtransport/store"
 )
 
-// errClosed tells a waiter that its refresh could not start because Close
+// credentialCache owns one key's token: the credential requests use, the
+// refresh in flight, the failure cool-down, a token the store failed to
+// save, and the store/lock protocol above.
+type credentialCache struct {
+	env    *env
+	src    Source
+	store  store.Store
+	locker store.Locker // store as a Locker, or nil
+	key    string
+
+	cur  atomic.Pointer[credential] // the token in use; nil when none or rejected
+	seen atomic.Pointer[record]     // the newest token known; kept when cur is cleared
+	lost atomic.Pointer[lostAnswer] // a refresh token whose refresh answer was lost
+	// ownMark is the Spent mark (Unix ms) this process wrote for a refresh
+	// the server answered with an error: that refresh token is unspent.
+	ownMark atomic.Int64
+
+	mu         sync.Mutex
+	fl         *flight       // the refresh in flight, nil when none
+	stuck      *flight       // an abandoned refresh that may still spend a refresh token
+	refreshing atomic.Bool   // fl != nil, read on the hot path
+	afterClose chan struct{} // one refresh at a time once Close has run
+
+	failure  failureState
+	saveMu   sync.Mutex             // one store write at a time
+	unsaved  atomic.Pointer[record] // a token the store failed to save
+	held     atomic.Pointer[lease]  // the lock, kept until unsaved lands
+	retrying atomic.Bool            // the background saver runs
+}
+
+// env is what the credential caches of one Transport share.
+type env struct {
+	opts  *options
+	log   *slog.Logger
+	stats *stats
+	life  *lifetime
+	sched schedulePolicy
+}
+
+// lostAnswer is a refresh token presented by a refresh whose answer never
+// came back.
+type lostAnswer struct {
+	rt string
+	at time.Time
+}
+
+// spentPatience is how long a peer's Spent mark counts as a refresh that
+// may still be saved, before the grant is reported dead.
+const spentPatience = 10 * time.Minute
+
+// errClosed tells a waiter that its refresh could not run because Close
 // ran; it then refreshes in its own goroutine.
 var errClosed = errors.New("oauthtransport: transport closed")
 
-// current returns a usable token: the cached one while it has not expired,
-// starting a background refresh when it is stale; otherwise it waits for
-// the one refresh in flight.
-func (t *Transport) current(ctx context.Context) (*cached, error) {
-	if c := t.cur.Load(); c != nil {
-		switch c.state.Load() {
+func newCredentialCache(e *env, src Source, s store.Store, key string) *credentialCache {
+	k := &credentialCache{env: e, src: src, store: s, key: key, afterClose: make(chan struct{}, 1)}
+	k.locker, _ = s.(store.Locker)
+	return k
+}
+
+// current returns a usable credential: the cached one while it has not
+// expired, starting a background refresh when it is stale; otherwise it
+// waits for the one refresh in flight.
+func (k *credentialCache) current(ctx context.Context) (*credential, error) {
+	if c := k.cur.Load(); c != nil {
+		switch c.load() {
 		case fresh:
 			return c, nil
 		case stale:
-			t.refreshInBackground()
+			k.refreshInBackground()
 			return c, nil
 		}
 	}
-	return t.wait(ctx)
+	return k.wait(ctx)
 }
 
 // refreshInBackground starts one refresh unless one runs, the last one
 // failed recently, or the transport is closed.
-func (t *Transport) refreshInBackground() {
-	if t.refreshing.Load() || t.closed.Load() {
+func (k *credentialCache) refreshInBackground() {
+	if k.refreshing.Load() || k.env.life.closed.Load() {
 		return
 	}
-	if nb := t.failure.notBefore.Load(); nb != 0 && time.Now().UnixNano() < nb {
+	if nb := k.failure.notBefore.Load(); nb != 0 && time.Now().UnixNano() < nb {
 		return
 	}
-	t.flight.DoChan("", t.bgFlight)
+	_, _ = k.join(true)
 }
 
 // wait blocks until the refresh in flight (started if needed) installs a
-// token, or ctx is done. The refresh itself is not cancelled by ctx.
-func (t *Transport) wait(ctx context.Context) (*cached, error) {
-	t.stats.waits.Add(1)
+// token, ctx is done, or the refresh timeout passes.
+func (k *credentialCache) wait(ctx context.Context) (*credential, error) {
+	k.env.stats.waits.Add(1)
 	for {
-		if c := t.cur.Load(); c != nil && c.state.Load() != expired {
+		if c := k.cur.Load(); c != nil && c.load() != expired {
 			return c, nil
 		}
-		if err := t.failure.coolingDown(); err != nil {
+		if err := k.failure.coolingDown(); err != nil {
 			return nil, err
 		}
-		if t.closed.Load() {
-			v, err, _ := t.flight.Do("", func() (any, error) { return t.refresh(ctx, false) })
-			if err != nil {
-				return nil, err
-			}
-			return v.(*cached), nil
+		if k.env.life.closed.Load() {
+			return k.refreshAfterClose(ctx)
 		}
-		select {
-		case r := <-t.flight.DoChan("", t.fgFlight):
-			if errors.Is(r.Err, errClosed) {
-				continue
-			}
-			if r.Err != nil {
-				return nil, r.Err
-			}
-			c := r.Val.(*cached)
-			if c.state.Load() == stale {
-				// An adopted token that is already stale: requests that
-				// came during the flight could not start a refresh.
-				t.refreshInBackground()
-			}
-			return c, nil
-		case <-ctx.Done():
-			return nil, fmt.Errorf("oauthtransport: waiting for a token: %w", context.Cause(ctx))
+		f, err := k.join(false)
+		if err != nil {
+			return nil, err
+		}
+		c, err := k.await(ctx, f)
+		if !errors.Is(err, errClosed) {
+			return c, err
 		}
 	}
 }
 
-// runFlight runs one refresh under the transport's lifetime, tracked so
-// that Close waits for it.
-func (t *Transport) runFlight(background bool) (any, error) {
-	if !t.enter() {
-		return nil, errClosed
+// invalidate drops c after the server rejected it, unless a newer token
+// has been installed meanwhile.
+func (k *credentialCache) invalidate(ctx context.Context, c *credential) {
+	cleared := k.cur.CompareAndSwap(c, nil)
+	if cleared {
+		c.disarm()
+		k.env.stats.invalidations.Add(1)
 	}
-	defer t.wg.Done()
-	ctx, cancel := context.WithTimeout(t.lifetime, t.opts.refreshTimeout)
-	defer cancel()
-	c, err := t.refresh(ctx, background)
+	k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token rejected",
+		slog.String("token", c.fp), slog.Bool("cleared", cleared))
+}
+
+// refresh obtains a new token following the protocol above; see the
+// package comment of this file. A refresh asked for by a caller that saw
+// an older state returns the token a refresh that just ended installed.
+func (k *credentialCache) refresh(ctx context.Context, background bool) (*credential, error) {
+	if c := k.cur.Load(); c != nil && (c.load() == fresh || (!background && c.load() == stale)) {
+		return c, nil
+	}
+	l, err := k.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	defer l.release()
+	base, adopt := k.read(ctx)
+	if adopt {
+		return k.adopt(ctx, base), nil
+	}
+	if err := k.check(base); err != nil {
+		return nil, err
+	}
+	rec, err := k.spend(ctx, base, l)
+	if err != nil {
+		return k.afterFailure(ctx, base, err)
+	}
+	return k.commit(ctx, rec, l, background), nil
 }
 
-// enter registers background work with Close, unless Close has run. The
-// caller must call t.wg.Done when the work ends.
-func (t *Transport) enter() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed.Load() {
+// lock takes the key's lock in the store (LOCK). It returns a nil lease
+// when there is no Locker, or when a grant that spends no refresh token
+// goes on without the lock.
+func (k *credentialCache) lock(ctx context.Context) (*lease, error) {
+	if k.locker == nil {
+		return nil, nil
+	}
+	if h := k.held.Swap(nil); h != nil {
+		h.free() // our own, kept for an unsaved token: take it anew
+	}
+	ttl := k.lockTTL()
+	unlock, err := k.locker.Lock(ctx, k.key, ttl)
+	switch {
+	case err == nil:
+		return &lease{unlock: unlock}, nil
+	case ctx.Err() != nil:
+		return nil, temporaryError(fmt.Errorf("waiting for the store's lock on key %q: %w", k.key, err))
+	case k.spends(k.seen.Load()):
+		return nil, temporaryError(fmt.Errorf("the store's lock on key %q cannot be taken (%w); "+
+			"a refresh token shared through the store is not spent without it", k.key, err))
+	}
+	k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: store lock failed; refreshing without it",
+		slog.String("key", k.key), slog.String("error", err.Error()))
+	return nil, nil
+}
+
+// lockTTL bounds how long a crashed holder keeps the others from
+// refreshing; it outlasts one refresh.
+func (k *credentialCache) lockTTL() time.Duration {
+	d := k.env.opts.refreshTimeout
+	return d + min(d, 5*time.Second)
+}
+
+// read compares the stored record with the newest token seen (READ). It
+// returns the base of the refresh, and whether to adopt it as it is.
+func (k *credentialCache) read(ctx context.Context) (*record, bool) {
+	seen, stored := k.seen.Load(), k.load(ctx)
+	switch {
+	case newer(stored, seen):
+		return stored, k.usable(stored)
+	case stored == nil || newer(seen, stored):
+		if seen != nil {
+			k.repair(ctx, seen, stored)
+		}
+		return seen, false
+	}
+	return stored, false
+}
+
+// usable reports whether rec's access token may still be used.
+func (k *credentialCache) usable(rec *record) bool {
+	now := time.Now()
+	_, expireAt := schedule(rec.tok, now, k.env.sched, 0)
+	return expireAt.IsZero() || now.Before(expireAt)
+}
+
+// check refuses to present a refresh token that may be spent (CHECK).
+func (k *credentialCache) check(base *record) error {
+	if !k.spends(base) {
+		return nil
+	}
+	grace := k.grace()
+	if l := k.lost.Load(); l != nil && l.rt == refreshTokenOf(base) {
+		if time.Since(l.at) < grace {
+			return nil
+		}
+		return reauthError(fmt.Errorf("the answer to a refresh sent at %s was lost, and the server may have rotated "+
+			"the refresh token; it is not presented again (see WithRotationGrace)", l.at.Format(time.RFC3339)))
+	}
+	if base == nil || base.meta.Spent.IsZero() || base.meta.Spent.UnixMilli() == k.ownMark.Load() {
+		return nil
+	}
+	switch age := time.Since(base.meta.Spent); {
+	case age < grace:
+		return nil
+	case age < spentPatience:
+		return temporaryError(fmt.Errorf("another process presented the stored refresh token %v ago and has not "+
+			"saved the result yet; not presenting it again", age.Round(time.Millisecond)))
+	}
+	return reauthError(fmt.Errorf("the stored refresh token was presented at %s by a refresh whose result "+
+		"was never saved", base.meta.Spent.Format(time.RFC3339)))
+}
+
+// spend marks the base spent in a shared store (MARK) and calls the
+// Source (FETCH).
+func (k *credentialCache) spend(ctx context.Context, base *record, l *lease) (*record, error) {
+	spends := k.spends(base)
+	marked := spends && l != nil
+	if marked {
+		if err := k.mark(ctx, base); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := k.fetch(ctx, base)
+	switch {
+	case err == nil:
+		return k.next(base, tok), nil
+	case spends && possiblySpent(err):
+		k.lost.Store(&lostAnswer{rt: refreshTokenOf(base), at: time.Now()})
+		k.ownMark.Store(0)
+		return nil, reauthError(fmt.Errorf("the answer to the refresh was lost, and the server may have rotated "+
+			"the refresh token; it is not presented again (see WithRotationGrace): %w", err))
+	case marked:
+		k.unmark(ctx, base)
+	}
+	return nil, err
+}
+
+// afterFailure re-reads the store after a 400 to a refresh-token grant: a
+// peer may have rotated the refresh token a moment ago. If nothing newer
+// is there, the grant is dead.
+func (k *credentialCache) afterFailure(ctx context.Context, base *record, err error) (*credential, error) {
+	te := asTokenError(err)
+	if !k.spends(base) || te.reauth || !grantRejected(te) {
+		return nil, err
+	}
+	if again := k.load(ctx); again != nil && newer(again, base) {
+		if k.usable(again) {
+			return k.adopt(ctx, again), nil
+		}
+		return nil, err // the next refresh spends the newer refresh token
+	}
+	dead := *te
+	dead.reauth = true
+	return nil, &dead
+}
+
+// grantRejected reports whether the token endpoint refused a refresh
+// token: invalid_grant, or any 400 that does not blame the client (Dex
+// answers a reused refresh token with invalid_request).
+func grantRejected(te *TokenError) bool {
+	switch te.Code {
+	case "invalid_grant":
+		return true
+	case "invalid_client", "unauthorized_client", "unsupported_grant_type", "invalid_scope":
 		return false
 	}
-	t.wg.Add(1)
-	return true
+	return te.StatusCode == http.StatusBadRequest
 }
 
-// lockTTL bounds how long a crashed holder can keep other processes from
-// refreshing.
-func (t *Transport) lockTTL() time.Duration { return t.opts.refreshTimeout + 5*time.Second }
-
-// refresh obtains a new token: from the store when another process (or an
-// earlier run) saved one newer than ours, else from the Source, saving it
-// before it is used. Only one refresh runs at a time (singleflight within a
-// process, the store's Locker across processes).
-func (t *Transport) refresh(ctx context.Context, background bool) (*cached, error) {
-	t.refreshing.Store(true)
-	defer t.refreshing.Store(false)
-	if c := t.cur.Load(); c != nil {
-		// Whoever asked for this refresh saw an older state: a refresh that
-		// ended between their look and this flight already installed a
-		// token. A waiter needs a usable one; a background refresh, a
-		// fresh one.
-		if st := c.state.Load(); st == fresh || (!background && st == stale) {
-			return c, nil
-		}
+// commit saves a fetched token (SAVE) and installs it.
+func (k *credentialCache) commit(ctx context.Context, rec *record, l *lease, background bool) *credential {
+	if err := k.save(ctx, rec); err != nil {
+		k.keepUnsaved(ctx, rec, l, err)
 	}
-	_ = t.retryUnsaved(ctx)
-
-	prev := t.lastSeen.Load()
-	if t.locker != nil {
-		unlock, err := t.locker.Lock(ctx, t.opts.key, t.lockTTL())
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, t.failed(&TokenError{Err: fmt.Errorf("waiting for the store's lock: %w", err)}, background)
-			}
-			t.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: store lock failed; refreshing without it",
-				slog.String("key", t.opts.key), slog.String("error", err.Error()))
-		} else {
-			defer unlock()
-		}
-	}
-	stored := t.load(ctx)
-	if t.unsaved.Load() != nil {
-		// The store is behind: it lacks our latest token (and its rotated
-		// refresh token). Nothing it holds may replace what we have.
-		stored = nil
-	}
-	if adoptable(stored, prev) {
-		return t.adopt(ctx, stored), nil
-	}
-	current := stored
-	if current == nil {
-		current = prev
-	}
-	tok, err := t.fetch(ctx, current)
-	if err != nil {
-		te := asTokenError(err)
-		if te.Code == "invalid_grant" && t.unsaved.Load() == nil {
-			// A peer may have rotated the refresh token a moment ago.
-			if again := t.load(ctx); adoptable(again, prev) && (stored == nil || again.AccessToken != stored.AccessToken) {
-				return t.adopt(ctx, again), nil
-			}
-		}
-		return nil, t.failed(te, background)
-	}
-	tok = store.Clone(tok) // the Source may keep its own
-	if tok.ExpiresIn == 0 && !tok.Expiry.IsZero() {
-		// Record the granted lifetime (x/oauth2's client-credentials
-		// source leaves it out), so that a process loading this token from
-		// a store measures its refresh window against the whole lifetime.
-		tok.ExpiresIn = int64(time.Until(tok.Expiry).Round(time.Second) / time.Second)
-	}
-	if tok.RefreshToken == "" && current != nil {
-		tok.RefreshToken = current.RefreshToken
-	}
-	t.save(ctx, tok)
-	c := t.install(tok)
-	t.failure.reset()
-	t.stats.fetches.Add(1)
+	c := k.install(rec)
+	k.env.stats.fetches.Add(1)
 	if background {
-		t.stats.background.Add(1)
+		k.env.stats.background.Add(1)
 	}
-	t.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token fetched",
-		slog.String("token", c.fp), slog.Time("expiry", tok.Expiry), slog.Bool("background", background))
-	return c, nil
+	k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token fetched", slog.String("key", k.key),
+		slog.String("token", c.fp), slog.Time("expiry", rec.tok.Expiry), slog.Bool("background", background))
+	return c
 }
 
-// fetch calls the Source, retrying failures that are safe to retry: the
-// token endpoint said 5xx or 429, or no connection was made. A refresh-token
-// request whose response was lost is never sent again, since the server may
-// have rotated the refresh token already.
-func (t *Transport) fetch(ctx context.Context, current *oauth2.Token) (*oauth2.Token, error) {
-	b := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(200*time.Millisecond),
-		backoff.WithMaxInterval(2*time.Second),
-		backoff.WithMaxElapsedTime(0),
-	)
-	return backoff.RetryWithData(func() (*oauth2.Token, error) {
-		tok, err := t.src.Token(ctx, store.Clone(current))
-		switch {
-		case err != nil && ctx.Err() == nil && safeToRetryFetch(err):
-			t.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token fetch failed; retrying", slog.String("error", asTokenError(err).Error()))
-			return nil, err
-		case err != nil:
-			return nil, backoff.Permanent(err)
-		case tok == nil || tok.AccessToken == "":
-			return nil, backoff.Permanent(&TokenError{Err: errors.New("the source returned no access token")})
+func (k *credentialCache) adopt(ctx context.Context, rec *record) *credential {
+	c := k.install(rec)
+	k.env.stats.adopted.Add(1)
+	k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token adopted from store",
+		slog.String("key", k.key), slog.String("token", c.fp), slog.Time("expiry", rec.tok.Expiry))
+	return c
+}
+
+// install makes rec the current token, unless a newer one was installed
+// meanwhile (a refresh abandoned for its slowness may return late).
+func (k *credentialCache) install(rec *record) *credential {
+	c := newCredential(rec, k.env.opts.authorization)
+	for {
+		seen := k.seen.Load()
+		if newer(seen, rec) {
+			return c // used by whoever asked, never installed
 		}
-		return tok, nil
-	}, backoff.WithContext(backoff.WithMaxRetries(b, 2), ctx))
+		if k.seen.CompareAndSwap(seen, rec) {
+			break
+		}
+	}
+	c.arm(time.Now(), k.env.sched)
+	if old := k.cur.Swap(c); old != nil {
+		old.disarm()
+	}
+	return c
 }
 
-func safeToRetryFetch(err error) bool {
-	if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok && re.Response != nil {
-		return re.Response.StatusCode >= 500 || re.Response.StatusCode == http.StatusTooManyRequests
+// spends reports whether refreshing from base presents a refresh token.
+func (k *credentialCache) spends(base *record) bool {
+	if s, ok := k.src.(RefreshTokenSpender); ok {
+		return s.SpendsRefreshToken()
 	}
-	if te, ok := errors.AsType[*TokenError](err); ok && te.StatusCode != 0 {
-		return te.StatusCode >= 500 || te.StatusCode == http.StatusTooManyRequests
-	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	var dns *net.DNSError
-	return errors.As(err, &dns)
+	return base != nil && base.tok.RefreshToken != ""
 }
 
-func isNetworkError(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne)
+// grace is the source's declared rotation grace period.
+func (k *credentialCache) grace() time.Duration {
+	if g, ok := k.src.(interface{ rotationGrace() time.Duration }); ok {
+		return g.rotationGrace()
+	}
+	return 0
+}
+
+func refreshTokenOf(rec *record) string {
+	if rec == nil {
+		return ""
+	}
+	return rec.tok.RefreshToken
+}
+
+// secrets are the values redacted from a recovered panic.
+func (k *credentialCache) secrets() []string {
+	if s := k.seen.Load(); s != nil {
+		return []string{s.tok.AccessToken, s.tok.RefreshToken}
+	}
+	return nil
 }

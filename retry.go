@@ -162,44 +162,72 @@ const (
 	retryUnsafe            // the server may have acted (5xx, 408, lost connection): idempotent requests only
 )
 
-// classify returns how the outcome of one attempt may be retried, and the
-// server's hint.
-func classify(resp *http.Response, err error) (retryClass, time.Duration) {
+// errorKind is the typed error a final status becomes.
+type errorKind uint8
+
+const (
+	kindNone         errorKind = iota // returned as a response
+	kindUnauthorized                  // *UnauthorizedError
+	kindForbidden                     // *ForbiddenError
+	kindRateLimit                     // *RateLimitError
+	kindServer                        // *ServerError
+)
+
+// verdict is what the outcome of one attempt means.
+type verdict struct {
+	class retryClass
+	kind  errorKind     // for a final status
+	hint  time.Duration // the server's hint, zero when none
+}
+
+// classify is the one table of what an attempt's outcome means: whether it
+// may be retried, which typed error a final status becomes, and the
+// server's hint. The retry loop and the error builder both read it.
+func classify(resp *http.Response, err error) verdict {
 	if err != nil {
-		switch {
-		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-			return noRetry, 0
-		case isDialError(err):
-			return retrySafe, 0
-		case isTransportFailure(err):
-			return retryUnsafe, 0
-		}
-		return noRetry, 0
+		return verdict{class: classifyError(err)}
 	}
 	if resp.StatusCode < 400 {
-		return noRetry, 0 // the hot path: no clock read, no header lookups
+		return verdict{} // the hot path: no clock read, no header lookups
 	}
-	now := time.Now()
+	hint, hinted := retryHint(resp.Header, time.Now())
 	switch code := resp.StatusCode; code {
+	case http.StatusUnauthorized:
+		return verdict{kind: kindUnauthorized}
 	case http.StatusTooManyRequests, statusEnhanceYourCalm:
-		hint, _ := retryHint(resp.Header, now)
-		return retrySafe, hint
+		return verdict{retrySafe, kindRateLimit, hint}
 	case http.StatusForbidden:
 		if !rateLimited403(resp.Header, peekBody(resp)) {
-			return noRetry, 0
+			return verdict{kind: kindForbidden}
 		}
-		hint, _ := retryHint(resp.Header, now)
-		return retrySafe, hint
+		return verdict{retrySafe, kindRateLimit, hint}
 	case http.StatusServiceUnavailable:
-		if hint, ok := retryHint(resp.Header, now); ok {
-			return retrySafe, hint
+		if hinted {
+			return verdict{retrySafe, kindRateLimit, hint}
 		}
-		return retryUnsafe, 0
-	case http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
-		hint, _ := retryHint(resp.Header, now)
-		return retryUnsafe, hint
+		return verdict{retryUnsafe, kindServer, 0}
+	case http.StatusRequestTimeout:
+		return verdict{class: retryUnsafe, hint: hint}
+	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return verdict{retryUnsafe, kindServer, hint}
 	}
-	return noRetry, 0
+	if resp.StatusCode >= 500 {
+		return verdict{kind: kindServer}
+	}
+	return verdict{}
+}
+
+// classifyError says how a transport error may be retried.
+func classifyError(err error) retryClass {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return noRetry
+	case isDialError(err):
+		return retrySafe
+	case isTransportFailure(err):
+		return retryUnsafe
+	}
+	return noRetry
 }
 
 // idempotent reports whether req may be sent again after the server may

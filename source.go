@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -26,15 +28,81 @@ func (f SourceFunc) Token(ctx context.Context, current *oauth2.Token) (*oauth2.T
 	return f(ctx, current)
 }
 
+// RefreshTokenSpender is implemented by a [Source] that says whether its
+// calls spend a refresh token: present one that the server may rotate, so
+// that presenting it again could trip reuse detection and revoke the
+// grant. [RefreshToken] spends; [ClientCredentials] and [FromTokenSource]
+// do not. A Source that does not implement it is taken to spend one
+// whenever the current token has a refresh token.
+//
+// A Transport sharing a store with other processes never calls a spending
+// Source without the store's lock (it keeps using the valid token, then
+// fails with a temporary [TokenError]), and never presents a refresh
+// token that may already be spent (see [ErrReauthRequired]).
+type RefreshTokenSpender interface {
+	SpendsRefreshToken() bool
+}
+
+// SourceOption configures a built-in Source.
+type SourceOption func(*sourceOptions)
+
+type sourceOptions struct {
+	grace time.Duration
+}
+
+// WithRotationGrace declares that the token endpoint accepts a rotated
+// refresh token once more for d after rotating it (Ory Hydra's
+// rotation_grace_period, Okta's grace period, Auth0's reuse interval).
+// A refresh whose answer was lost (the connection dropped after the
+// request went out) is then sent once more at once, and a peer's refresh
+// that was never saved may be redone within d.
+//
+// Without it (the default), a refresh token whose answer was lost is
+// never presented again: the server may have rotated it, and presenting
+// it again would look like theft and revoke the grant. The grant is then
+// reported dead ([ErrReauthRequired]); without a grace period it is lost
+// either way.
+func WithRotationGrace(d time.Duration) SourceOption {
+	return func(o *sourceOptions) { o.grace = max(d, 0) }
+}
+
+func applySourceOptions(opts []SourceOption) sourceOptions {
+	var o sourceOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o
+}
+
 // ClientCredentials returns a Source for the OAuth2 client-credentials grant
 // (RFC 6749 §4.4). Every call asks the token endpoint for a new token; the
 // [Transport] caches it. The token request never follows a redirect to
-// another origin, since it carries the client secret.
-func ClientCredentials(cfg *clientcredentials.Config) Source {
-	return SourceFunc(func(ctx context.Context, _ *oauth2.Token) (*oauth2.Token, error) {
-		return cfg.Token(tokenContext(ctx))
+// another origin, since it carries the client secret. It spends no
+// refresh token. With cfg.AuthStyle left to auto-detection, the client is
+// authenticated in the header, then in the body if the server refused
+// that; when both fail the first answer is reported.
+func ClientCredentials(cfg *clientcredentials.Config, opts ...SourceOption) Source {
+	return &clientCredentials{cfg: cfg, o: applySourceOptions(opts)}
+}
+
+type clientCredentials struct {
+	cfg   *clientcredentials.Config
+	o     sourceOptions
+	style authStyleProbe
+}
+
+func (s *clientCredentials) Token(ctx context.Context, _ *oauth2.Token) (*oauth2.Token, error) {
+	return s.style.request(s.cfg.AuthStyle, func(style oauth2.AuthStyle) (*oauth2.Token, error) {
+		c := &clientcredentials.Config{ClientID: s.cfg.ClientID, ClientSecret: s.cfg.ClientSecret, TokenURL: s.cfg.TokenURL,
+			Scopes: s.cfg.Scopes, EndpointParams: s.cfg.EndpointParams, AuthStyle: style}
+		return c.Token(tokenContext(ctx))
 	})
 }
+
+// SpendsRefreshToken reports false: client credentials spend nothing.
+func (s *clientCredentials) SpendsRefreshToken() bool { return false }
 
 // RefreshToken returns a Source for the refresh-token grant (RFC 6749 §6).
 // It refreshes with current.RefreshToken, or initial's when the store holds
@@ -44,31 +112,114 @@ func ClientCredentials(cfg *clientcredentials.Config) Source {
 // is kept. If initial holds a still valid access token, it is used first
 // without a request. The token request never follows a redirect to another
 // origin.
-func RefreshToken(cfg *oauth2.Config, initial *oauth2.Token) Source {
-	return SourceFunc(func(ctx context.Context, current *oauth2.Token) (*oauth2.Token, error) {
-		if current == nil && initial != nil && initial.AccessToken != "" && initial.Valid() {
-			c := *initial
-			return &c, nil
-		}
-		rt := ""
-		if current != nil {
-			rt = current.RefreshToken
-		}
-		if rt == "" && initial != nil {
-			rt = initial.RefreshToken
-		}
-		if rt == "" {
-			return nil, &TokenError{Code: "invalid_grant", Err: errors.New("no refresh token to refresh with")}
-		}
-		tok, err := cfg.TokenSource(tokenContext(ctx), &oauth2.Token{RefreshToken: rt}).Token()
-		if err != nil {
-			return nil, err
-		}
-		if tok.RefreshToken == "" {
-			tok.RefreshToken = rt
-		}
-		return tok, nil
+//
+// It spends its refresh token (see [RefreshTokenSpender]). A request whose
+// answer was lost is not sent again unless [WithRotationGrace] says the
+// server allows it. With cfg's AuthStyle left to auto-detection, the
+// client is authenticated in the header, then in the body only if the
+// server refused the client (which spends no refresh token); when both
+// fail the first answer is reported.
+func RefreshToken(cfg *oauth2.Config, initial *oauth2.Token, opts ...SourceOption) Source {
+	return &refreshTokenSource{cfg: cfg, initial: initial, o: applySourceOptions(opts)}
+}
+
+type refreshTokenSource struct {
+	cfg     *oauth2.Config
+	initial *oauth2.Token
+	o       sourceOptions
+	style   authStyleProbe
+}
+
+func (s *refreshTokenSource) Token(ctx context.Context, current *oauth2.Token) (*oauth2.Token, error) {
+	if current == nil && s.initial != nil && s.initial.AccessToken != "" && s.initial.Valid() {
+		c := *s.initial
+		return &c, nil
+	}
+	rt := ""
+	if current != nil {
+		rt = current.RefreshToken
+	}
+	if rt == "" && s.initial != nil {
+		rt = s.initial.RefreshToken
+	}
+	if rt == "" {
+		return nil, &TokenError{Code: "invalid_grant", Err: errors.New("no refresh token to refresh with"), reauth: true}
+	}
+	tok, err := s.refresh(ctx, rt)
+	if errors.Is(err, errAnswerLost) && s.o.grace > 0 && ctx.Err() == nil {
+		tok, err = s.refresh(ctx, rt) // once, within the server's grace period
+	}
+	if err != nil {
+		return nil, err
+	}
+	if tok.RefreshToken == "" {
+		tok.RefreshToken = rt
+	}
+	return tok, nil
+}
+
+// refresh sends one refresh request; a failure after the request went
+// out, without an answer the server could have sent, wraps errAnswerLost.
+func (s *refreshTokenSource) refresh(ctx context.Context, rt string) (*oauth2.Token, error) {
+	tok, err := s.style.request(s.cfg.Endpoint.AuthStyle, func(style oauth2.AuthStyle) (*oauth2.Token, error) {
+		ep := s.cfg.Endpoint
+		ep.AuthStyle = style
+		c := &oauth2.Config{ClientID: s.cfg.ClientID, ClientSecret: s.cfg.ClientSecret, Endpoint: ep, Scopes: s.cfg.Scopes}
+		return c.TokenSource(tokenContext(ctx), &oauth2.Token{RefreshToken: rt}).Token()
 	})
+	if err != nil {
+		if _, answered := answeredStatus(err); !answered && !notSent(err) {
+			return nil, &lostError{err}
+		}
+	}
+	return tok, err
+}
+
+// SpendsRefreshToken reports true.
+func (s *refreshTokenSource) SpendsRefreshToken() bool { return true }
+
+func (s *refreshTokenSource) rotationGrace() time.Duration { return s.o.grace }
+
+// authStyleProbe remembers how a token endpoint wants the client
+// authenticated, when the configuration leaves that to auto-detection.
+type authStyleProbe struct{ found atomic.Int32 }
+
+// request calls send with the configured auth style; when auto-detecting,
+// with the client in the header first and then in the body, but only if
+// the server refused the client (so that a refresh token is never
+// presented twice). When both fail the first answer is returned: it names
+// the real cause, the second only the unwanted method.
+func (p *authStyleProbe) request(configured oauth2.AuthStyle, send func(oauth2.AuthStyle) (*oauth2.Token, error)) (*oauth2.Token, error) {
+	if configured != oauth2.AuthStyleAutoDetect {
+		return send(configured)
+	}
+	if found := oauth2.AuthStyle(p.found.Load()); found != oauth2.AuthStyleAutoDetect {
+		return send(found)
+	}
+	tok, err := send(oauth2.AuthStyleInHeader)
+	if err == nil {
+		p.found.Store(int32(oauth2.AuthStyleInHeader))
+		return tok, nil
+	}
+	if !clientRefused(err) {
+		return nil, err
+	}
+	tok, second := send(oauth2.AuthStyleInParams)
+	if second != nil {
+		return nil, err
+	}
+	p.found.Store(int32(oauth2.AuthStyleInParams))
+	return tok, nil
+}
+
+// clientRefused reports a token endpoint answer that refuses the client's
+// authentication: a 401, or invalid_client / unauthorized_client.
+func clientRefused(err error) bool {
+	re, ok := errors.AsType[*oauth2.RetrieveError](err)
+	if !ok || re.Response == nil {
+		return false
+	}
+	return re.Response.StatusCode == http.StatusUnauthorized || re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client"
 }
 
 // FromTokenSource adapts any x/oauth2 TokenSource. ts.Token takes no
@@ -76,12 +227,19 @@ func RefreshToken(cfg *oauth2.Config, initial *oauth2.Token) Source {
 // one from oauth2.ReuseTokenSource) keeps returning the token a server
 // rejected until that token expires: the Transport then cannot replace a
 // rejected token early. Prefer [ClientCredentials], [RefreshToken] or a
-// [SourceFunc] where you can.
-func FromTokenSource(ts oauth2.TokenSource) Source {
-	return SourceFunc(func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
-		return ts.Token()
-	})
+// [SourceFunc] where you can. A fetch that hangs is abandoned after the
+// refresh timeout (see [WithRefreshTimeout]). ts keeps its own refresh
+// token, so the Transport counts it as spending none.
+func FromTokenSource(ts oauth2.TokenSource) Source { return tokenSource{ts} }
+
+type tokenSource struct{ ts oauth2.TokenSource }
+
+func (s tokenSource) Token(context.Context, *oauth2.Token) (*oauth2.Token, error) {
+	return s.ts.Token()
 }
+
+// SpendsRefreshToken reports false: ts manages its refresh token itself.
+func (s tokenSource) SpendsRefreshToken() bool { return false }
 
 // tokenClient sends token requests. It refuses redirects to another origin:
 // a token request carries a client secret or a refresh token.

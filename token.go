@@ -1,10 +1,8 @@
 package oauthtransport
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync/atomic"
@@ -15,115 +13,149 @@ import (
 	"github.com/oauthtransport/oauthtransport/store"
 )
 
-// cached is a token ready for the hot path: its header value and deadlines
-// are computed once, when it is installed, and two timers move its state
-// from fresh to stale to expired, so that a request reads no clock.
-type cached struct {
-	tok      *oauth2.Token // never modified once installed
-	auth     []string      // the Authorization header value
-	scheme   string        // the first word of auth
-	fp       string        // fingerprint for logs
-	staleAt  time.Time     // start a background refresh from here; zero: never
-	expireAt time.Time     // stop using the token from here; zero: never
+// credential is a token ready for the hot path: its header value and
+// deadlines are computed once, when it is installed, and two timers move
+// its state from fresh to stale to expired, so that a request reads no
+// clock.
+type credential struct {
+	rec    *record  // never modified once installed
+	auth   []string // the Authorization header value
+	scheme string   // the first word of auth
+	fp     string   // fingerprint for logs
 
-	state  atomic.Uint32 // fresh, stale or expired
-	timers [2]*time.Timer
+	state       atomic.Uint32 // a tokenState
+	staleTimer  *time.Timer
+	expireTimer *time.Timer
 }
 
-// Token states.
+// tokenState is where a credential is in its life.
+type tokenState uint32
+
 const (
-	fresh uint32 = iota
-	stale
-	expired
+	fresh   tokenState = iota // used as is
+	stale                     // used while one background refresh runs
+	expired                   // not used: callers wait for a new token
 )
 
-// arm sets the state for now and starts the timers that advance it. It runs
-// before c is published.
-func (c *cached) arm(now time.Time) {
+func (s tokenState) String() string {
+	switch s {
+	case fresh:
+		return "fresh"
+	case stale:
+		return "stale"
+	}
+	return "expired"
+}
+
+func (c *credential) load() tokenState { return tokenState(c.state.Load()) }
+
+// record is a token with the bookkeeping that orders it among the tokens
+// of one key (see [store.Meta]).
+type record struct {
+	tok  *oauth2.Token
+	meta store.Meta
+}
+
+// stored returns the token as a store keeps it: with its bookkeeping.
+func (r *record) stored() *oauth2.Token { return store.WithMeta(r.tok, r.meta) }
+
+// newer reports whether a is a later token than b for the same key: by
+// generation when both have one, else (an unversioned record) by expiry.
+func newer(a, b *record) bool {
 	switch {
-	case !c.expireAt.IsZero() && !now.Before(c.expireAt):
-		c.state.Store(expired)
-		return
-	case !c.staleAt.IsZero() && !now.Before(c.staleAt):
-		c.state.Store(stale)
-	case !c.staleAt.IsZero():
-		c.timers[0] = time.AfterFunc(c.staleAt.Sub(now), func() { c.state.CompareAndSwap(fresh, stale) })
-	}
-	if !c.expireAt.IsZero() {
-		c.timers[1] = time.AfterFunc(c.expireAt.Sub(now), func() { c.state.Store(expired) })
-	}
-}
-
-// disarm stops c's timers once it is no longer current.
-func (c *cached) disarm() {
-	for _, tm := range c.timers {
-		if tm != nil {
-			tm.Stop()
+	case b == nil:
+		return a != nil
+	case a == nil:
+		return false
+	case a.meta.Generation > 0 && b.meta.Generation > 0:
+		if a.meta.Generation != b.meta.Generation {
+			return a.meta.Generation > b.meta.Generation
 		}
+		return a.meta.Obtained.After(b.meta.Obtained)
 	}
+	return a.tok.Expiry.After(b.tok.Expiry)
 }
 
-// install makes tok the current token.
-func (t *Transport) install(tok *oauth2.Token) *cached {
-	now := time.Now()
-	c := t.newCached(tok, now)
-	c.arm(now)
-	t.lastSeen.Store(tok)
-	if old := t.cur.Swap(c); old != nil {
-		old.disarm()
-	}
-	return c
+// schedulePolicy holds the options that place a token's refresh.
+type schedulePolicy struct {
+	window    time.Duration // refresh this long before expiry; see windowSet
+	windowSet bool          // false: a quarter of the lifetime, at most DefaultMaxRefreshWindow
+	skew      time.Duration // stop using a token this long before expiry
 }
 
-// invalidate drops c after the server rejected it, unless a newer token has
-// been installed meanwhile.
-func (t *Transport) invalidate(c *cached) {
-	cleared := t.cur.CompareAndSwap(c, nil)
-	if cleared {
-		c.disarm()
-		t.stats.invalidations.Add(1)
-	}
-	t.log.LogAttrs(context.Background(), slog.LevelDebug, "oauthtransport: token rejected",
-		slog.String("token", c.fp), slog.Bool("cleared", cleared))
-}
-
-func (t *Transport) newCached(tok *oauth2.Token, now time.Time) *cached {
-	var auth string
-	if t.opts.authorization != nil {
-		auth = t.opts.authorization(store.Clone(tok))
-	} else {
-		auth = tok.Type() + " " + tok.AccessToken
-	}
-	scheme, _, _ := strings.Cut(auth, " ")
-	c := &cached{tok: tok, auth: []string{auth}, scheme: scheme, fp: fingerprint(tok.AccessToken)}
-
+// schedule returns when tok, installed at now, goes stale (a background
+// refresh starts) and when it expires (requests wait for a new token); a
+// zero time means never. Its expiry is tok.Expiry, else a JWT access
+// token's exp; without either a token lives until a 401. The lifetime is
+// what the server granted (ExpiresIn), else what remains. The skew is at
+// most a tenth of the lifetime; the window, lengthened by up to a fifth by
+// jitter (in [0, 1)) so that a fleet does not refresh in lock-step, is at
+// most half the lifetime, and none when it does not exceed the skew.
+func schedule(tok *oauth2.Token, now time.Time, p schedulePolicy, jitter float64) (staleAt, expireAt time.Time) {
 	exp := tok.Expiry
 	if exp.IsZero() {
 		exp = jwtExpiry(tok.AccessToken)
 	}
 	if exp.IsZero() {
-		return c // lives until a 401 says otherwise
+		return time.Time{}, time.Time{}
 	}
-	// The lifetime the server granted; for a token loaded from a store it
-	// is longer than what remains, and the window is measured against it.
 	lifetime := time.Duration(tok.ExpiresIn) * time.Second
 	if lifetime <= 0 {
 		lifetime = max(exp.Sub(now), 0)
 	}
-	skew := min(t.opts.skew, lifetime/10)
-	c.expireAt = exp.Add(-skew)
+	skew := min(p.skew, lifetime/10)
 	window := min(lifetime/4, DefaultMaxRefreshWindow)
-	if t.opts.windowSet {
-		window = t.opts.window
+	if p.windowSet {
+		window = p.window
 	}
 	if window > 0 {
-		window += rand.N(window/5 + 1) // jitter: a fleet does not refresh in lock-step
+		window += time.Duration(jitter * float64(window/5))
 		window = min(window, lifetime/2)
-		if window > skew {
-			c.staleAt = exp.Add(-window)
+	}
+	if window > skew {
+		staleAt = exp.Add(-window)
+	}
+	return staleAt, exp.Add(-skew)
+}
+
+// newCredential prepares rec for the hot path. authorization, the user's
+// WithAuthorization function, may panic: callers run under protect.
+func newCredential(rec *record, authorization func(*oauth2.Token) string) *credential {
+	var auth string
+	if authorization != nil {
+		auth = authorization(store.Clone(rec.tok))
+	} else {
+		auth = rec.tok.Type() + " " + rec.tok.AccessToken
+	}
+	scheme, _, _ := strings.Cut(auth, " ")
+	return &credential{rec: rec, auth: []string{auth}, scheme: scheme, fp: fingerprint(rec.tok.AccessToken)}
+}
+
+// arm sets the state for now and starts the timers that advance it. It
+// runs before c is published.
+func (c *credential) arm(now time.Time, p schedulePolicy) {
+	staleAt, expireAt := schedule(c.rec.tok, now, p, rand.Float64())
+	switch {
+	case !expireAt.IsZero() && !now.Before(expireAt):
+		c.state.Store(uint32(expired))
+		return
+	case !staleAt.IsZero() && !now.Before(staleAt):
+		c.state.Store(uint32(stale))
+	case !staleAt.IsZero():
+		c.staleTimer = time.AfterFunc(staleAt.Sub(now), func() { c.state.CompareAndSwap(uint32(fresh), uint32(stale)) })
+	}
+	if !expireAt.IsZero() {
+		c.expireTimer = time.AfterFunc(expireAt.Sub(now), func() { c.state.Store(uint32(expired)) })
+	}
+}
+
+// disarm stops c's timers once it is no longer current.
+func (c *credential) disarm() {
+	for _, tm := range [...]*time.Timer{c.staleTimer, c.expireTimer} {
+		if tm != nil {
+			tm.Stop()
 		}
 	}
-	return c
 }
 
 // fingerprint identifies a token in logs without revealing it.

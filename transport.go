@@ -2,20 +2,18 @@ package oauthtransport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/cenkalti/backoff/v4"
 
@@ -31,36 +29,13 @@ import (
 // background work with [Transport.Close].
 type Transport struct {
 	opts   options
-	src    Source
-	store  store.Store
-	locker store.Locker // store as a Locker, or nil
-	log    *slog.Logger
+	cache  *credentialCache // the token, its refresh and its store
+	authz  authorizer       // how a credential goes on a request
 	retry  RetryPolicy
 	budget *retryBudget
-
-	// cur is the token in use; nil when there is none or it was rejected.
-	// The hot path only loads it.
-	cur atomic.Pointer[cached]
-	// lastSeen is the last token installed, kept after cur is cleared so
-	// that a refresh never adopts from the store the token it replaces.
-	lastSeen atomic.Pointer[oauth2.Token]
-
-	flight       singleflight.Group
-	fgFlight     func() (any, error) // a refresh some caller waits for
-	bgFlight     func() (any, error) // a refresh nobody waits for
-	refreshing   atomic.Bool
-	failure      failureState
-	saveMu       sync.Mutex                   // serializes saves
-	unsaved      atomic.Pointer[oauth2.Token] // a token the store failed to save
-	saveRetrying atomic.Bool
-	stats        stats
-
-	lifetime context.Context // cancelled by Close; background work runs under it
-	cancel   context.CancelFunc
-	mu       sync.Mutex // guards closed against wg.Add
-	closed   atomic.Bool
-	wg       sync.WaitGroup
-	close    func() error
+	stats  stats
+	life   *lifetime
+	close  func() error
 }
 
 // New returns a Transport that gets its tokens from src. It returns an
@@ -79,17 +54,18 @@ func New(src Source, opts ...Option) (*Transport, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	t := &Transport{opts: o, src: src, store: o.store, log: o.logger, retry: o.retry.withDefaults(), budget: newRetryBudget()}
-	if t.store == nil {
-		t.store = store.NewMemory()
+	t := &Transport{opts: o, authz: headerAuthorizer{}, retry: o.retry.withDefaults(), budget: newRetryBudget(), life: newLifetime()}
+	log := o.logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	t.locker, _ = t.store.(store.Locker)
-	if t.log == nil {
-		t.log = slog.New(slog.DiscardHandler)
+	e := &env{opts: &t.opts, log: log, stats: &t.stats, life: t.life,
+		sched: schedulePolicy{window: o.window, windowSet: o.windowSet, skew: o.skew}}
+	s := o.store
+	if s == nil {
+		s = store.NewMemory()
 	}
-	t.lifetime, t.cancel = context.WithCancel(context.Background())
-	t.fgFlight = func() (any, error) { return t.runFlight(false) }
-	t.bgFlight = func() (any, error) { return t.runFlight(true) }
+	t.cache = newCredentialCache(e, src, s, o.key)
 	t.close = sync.OnceValue(t.shutdown)
 	return t, nil
 }
@@ -102,26 +78,34 @@ func (t *Transport) Client() *http.Client {
 // Token returns a copy of a valid token, fetching or refreshing one if
 // needed. Changing the copy changes nothing inside t.
 func (t *Transport) Token(ctx context.Context) (*oauth2.Token, error) {
-	c, err := t.current(ctx)
+	c, err := t.cache.current(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return store.Clone(c.tok), nil
+	return store.Clone(c.rec.tok), nil
 }
 
-// Close stops background refreshes and waits for them to end. It always
-// returns nil and may be called more than once. A Transport still works
-// after Close: it then refreshes on demand in the caller's goroutine and
-// leaves nothing running.
+// Close stops background refreshes and waits for them to end, then writes
+// a token whose save failed to the store once more. It returns within
+// twice the refresh timeout, at most 10 seconds, even when a Source or a
+// store hangs (their calls are then left to return by themselves).
+//
+// Close returns nil, unless a token obtained by refreshing could not be
+// saved: then its refresh token exists only in this process, and the
+// error names the token's fingerprint. Every call returns the same value.
+// A Transport still works after Close: it then refreshes on demand in the
+// caller's goroutine, under the caller's context, and leaves nothing
+// running.
 func (t *Transport) Close() error { return t.close() }
 
 func (t *Transport) shutdown() error {
-	t.mu.Lock()
-	t.closed.Store(true)
-	t.mu.Unlock()
-	t.cancel()
-	t.wg.Wait()
-	return nil
+	t.life.stop()
+	bound := min(t.opts.refreshTimeout, 5*time.Second)
+	if !t.life.join(time.Now().Add(bound)) {
+		t.cache.env.log.LogAttrs(context.Background(), slog.LevelWarn,
+			"oauthtransport: closing: a refresh is still running (a Source or store ignoring its context); not waiting for it")
+	}
+	return t.cache.flush(time.Now().Add(bound))
 }
 
 // RoundTrip sends req with a token and returns the final response.
@@ -133,99 +117,170 @@ func (t *Transport) shutdown() error {
 // RoundTripper contract on purpose.
 //
 // After a 401 the rejected token is dropped, a new one is obtained and the
-// request is sent once more with its body from req.GetBody. req is never
-// modified.
+// request is sent once more with its body from req.GetBody. Failures a
+// retry can fix are retried as [RetryPolicy] says. req is never modified.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !t.attachTo(req) {
-		return t.base().RoundTrip(req)
+		return t.opts.base.RoundTrip(req)
 	}
 	if !t.opts.insecureHTTP && insecureURL(req.URL) {
 		closeBody(req)
 		return nil, &insecureError{method: req.Method, url: redactURL(req.URL)}
 	}
-	ctx := req.Context()
-	c, err := t.current(ctx)
+	c, err := t.cache.current(req.Context())
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	out := withAuth(req, req.Body, c)
-	var (
-		attempts, retries int
-		replayed          bool
-		bo                *backoff.ExponentialBackOff
-	)
+	a := attempt{t: t, req: req, c: c}
+	out := t.authz.authorize(req, req.Body, c)
 	for {
-		attempts++
-		resp, err := t.base().RoundTrip(out)
-		if err == nil && resp.StatusCode == http.StatusUnauthorized && !replayed {
-			// A fresh token can help only if the server accepts our
-			// scheme, and only once.
-			if !offersScheme(parseChallenges(resp.Header.Values("Www-Authenticate")), c.scheme) {
-				return t.finish(req, resp, attempts, c)
-			}
-			t.invalidate(c)
-			if !rewindable(req) {
-				return t.notReplayable(req, resp, nil, attempts, c)
-			}
-			drain(resp)
-			replayed = true
-			t.stats.replays.Add(1)
-			if c, out, err = t.again(req); err != nil {
-				return nil, err
-			}
-			t.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: replaying request with a new token",
-				slog.String("method", req.Method), slog.String("url", redactURL(req.URL)), slog.String("token", c.fp))
-			continue
+		a.sends++
+		resp, err := t.send(out)
+		next, final, err := a.decide(resp, err)
+		if next == stepDone {
+			return final, err
 		}
-		class, hint := classify(resp, err)
-		if class == noRetry {
-			if err != nil {
-				return nil, err
-			}
-			t.budget.success()
-			return t.finish(req, resp, attempts, c)
-		}
-		t.budget.failure()
-		wait, stop := t.retryWait(ctx, req, class, hint, retries, &bo)
-		switch stop {
-		case stopBody:
-			return t.notReplayable(req, resp, err, attempts, c)
-		case stopNone:
-		default:
-			if err != nil {
-				return nil, giveUp(req, err, attempts, stop)
-			}
-			return t.finish(req, resp, attempts, c)
-		}
-		if resp != nil {
-			drain(resp)
-		}
-		t.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: retrying",
-			slog.String("method", req.Method), slog.String("url", redactURL(req.URL)),
-			slog.Int("attempt", attempts+1), slog.Duration("wait", wait), slog.Duration("server_hint", hint))
-		if err := sleepCtx(ctx, wait); err != nil {
-			return nil, fmt.Errorf("oauthtransport: %s %s: waiting %v to retry: %w", req.Method, redactURL(req.URL), wait, err)
-		}
-		retries++
-		if c, out, err = t.again(req); err != nil {
+		if out, err = a.again(next); err != nil {
 			return nil, err
 		}
 	}
 }
 
-// again prepares req to be sent once more: the current token and a fresh
-// copy of the body.
-func (t *Transport) again(req *http.Request) (*cached, *http.Request, error) {
-	c, err := t.current(req.Context())
-	if err != nil {
-		return nil, nil, err
+// errNoResponse is what a base RoundTripper that returned (nil, nil) gets.
+var errNoResponse = errors.New("oauthtransport: the base RoundTripper returned neither a response nor an error")
+
+func (t *Transport) send(out *http.Request) (*http.Response, error) {
+	resp, err := t.opts.base.RoundTrip(out)
+	if err == nil && resp == nil {
+		err = errNoResponse
 	}
-	body, err := replayBody(req)
-	if err != nil {
-		return nil, nil, err
+	return resp, err
+}
+
+// attempt is one RoundTrip's state across the requests it sends.
+type attempt struct {
+	t        *Transport
+	req      *http.Request // the caller's request, never modified
+	c        *credential   // the credential of the last send
+	sends    int           // requests sent so far
+	retries  int
+	replayed bool          // the one replay after a 401 happened
+	wait     time.Duration // before the next retry
+	bo       *backoff.ExponentialBackOff
+}
+
+// step is what follows a send.
+type step int
+
+const (
+	stepDone   step = iota // return what decide returned
+	stepReplay             // send again with a new (or re-signed) credential
+	stepRetry              // wait, then send again
+)
+
+// decide reads the outcome of a send: done (a response or an error), a
+// replay after a 401, or a retry.
+func (a *attempt) decide(resp *http.Response, err error) (step, *http.Response, error) {
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && !a.replayed {
+		return a.unauthorized(resp)
 	}
-	return c, withAuth(req, body, c), nil
+	v := classify(resp, err)
+	if v.class == noRetry {
+		if err != nil {
+			return stepDone, nil, err
+		}
+		a.t.budget.success()
+		return a.finish(resp, v)
+	}
+	a.t.budget.failure()
+	wait, stop := a.t.retryWait(a.req.Context(), a.req, v, a.retries, &a.bo)
+	switch stop {
+	case stopNone:
+	case stopBody:
+		return a.notReplayable(resp, err, v)
+	default:
+		if err != nil {
+			return stepDone, nil, giveUp(a.req, err, a.sends, stop)
+		}
+		return a.finish(resp, v)
+	}
+	if resp != nil {
+		drain(resp)
+	}
+	a.wait = wait
+	a.t.cache.env.log.LogAttrs(a.req.Context(), slog.LevelDebug, "oauthtransport: retrying",
+		slog.String("method", a.req.Method), slog.String("url", redactURL(a.req.URL)),
+		slog.Int("attempt", a.sends+1), slog.Duration("wait", wait), slog.Duration("server_hint", v.hint))
+	return stepRetry, nil, nil
+}
+
+// unauthorized handles the first 401: the authorizer says whether a new
+// (or re-signed) credential can help; if so the request is replayed once.
+func (a *attempt) unauthorized(resp *http.Response) (step, *http.Response, error) {
+	v := verdict{kind: kindUnauthorized}
+	switch a.t.authz.rejected(resp, a.c) {
+	case rejectFinal:
+		return a.finish(resp, v)
+	case rejectRenew:
+		a.t.cache.invalidate(a.req.Context(), a.c)
+	}
+	if !rewindable(a.req) {
+		return a.notReplayable(resp, nil, v)
+	}
+	drain(resp)
+	a.replayed = true
+	a.t.stats.replays.Add(1)
+	return stepReplay, nil, nil
+}
+
+// again prepares the next send: after the wait of a retry, the current
+// credential and a fresh copy of the body.
+func (a *attempt) again(next step) (*http.Request, error) {
+	ctx := a.req.Context()
+	if next == stepRetry {
+		if err := sleepCtx(ctx, a.wait); err != nil {
+			return nil, fmt.Errorf("oauthtransport: %s %s: waiting %v to retry: %w", a.req.Method, redactURL(a.req.URL), a.wait, err)
+		}
+		a.retries++
+	}
+	c, err := a.t.cache.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	body, err := replayBody(a.req)
+	if err != nil {
+		return nil, err
+	}
+	a.c = c
+	if next == stepReplay {
+		a.t.cache.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: replaying request with a new token",
+			slog.String("method", a.req.Method), slog.String("url", redactURL(a.req.URL)), slog.String("token", c.fp))
+	}
+	return a.t.authz.authorize(a.req, body, c), nil
+}
+
+// finish returns resp, or the typed error its verdict names.
+func (a *attempt) finish(resp *http.Response, v verdict) (step, *http.Response, error) {
+	resp.Request = a.req // the caller's request: the copy holds the token
+	if !a.t.opts.statusErrors || v.kind == kindNone {
+		return stepDone, resp, nil
+	}
+	return stepDone, nil, newStatusError(a.req, resp, a.sends, a.c.rec.tok.AccessToken, v)
+}
+
+// notReplayable ends a request that should have been sent again but whose
+// body cannot be: the error matches ErrBodyNotRewindable and the status
+// error (or transport error) it stands for.
+func (a *attempt) notReplayable(resp *http.Response, err error, v verdict) (step, *http.Response, error) {
+	if err == nil {
+		_, final, ferr := a.finish(resp, v)
+		if ferr == nil {
+			return stepDone, final, nil // WithStatusErrors(false)
+		}
+		err = ferr
+	}
+	return stepDone, nil, notReplayableError{err}
 }
 
 // Why a retryable failure was not retried.
@@ -250,10 +305,11 @@ var stopText = [...]string{
 }
 
 // retryWait decides whether to retry, and after how long.
-func (t *Transport) retryWait(ctx context.Context, req *http.Request, class retryClass, hint time.Duration, retries int, bo **backoff.ExponentialBackOff) (time.Duration, stopReason) {
+func (t *Transport) retryWait(ctx context.Context, req *http.Request, v verdict, retries int, bo **backoff.ExponentialBackOff) (time.Duration, stopReason) {
 	p := &t.retry
+	hint := v.hint
 	switch {
-	case class == retryUnsafe && !p.idempotent(req):
+	case v.class == retryUnsafe && !p.idempotent(req):
 		return 0, stopMethod
 	case retries+1 >= p.MaxAttempts:
 		return 0, stopAttempts
@@ -274,29 +330,6 @@ func (t *Transport) retryWait(ctx context.Context, req *http.Request, class retr
 // giveUp describes a transport error that was not retried (further).
 func giveUp(req *http.Request, err error, attempts int, why stopReason) error {
 	return fmt.Errorf("oauthtransport: %s %s: %s after %d attempt(s): %w", req.Method, redactURL(req.URL), stopText[why], attempts, err)
-}
-
-func (t *Transport) base() http.RoundTripper { return t.opts.base }
-
-// finish returns resp, or the typed error for its status.
-func (t *Transport) finish(req *http.Request, resp *http.Response, attempts int, c *cached) (*http.Response, error) {
-	resp.Request = req // the caller's request: the copy holds the token
-	if !t.opts.statusErrors || !isErrorStatus(resp.StatusCode) {
-		return resp, nil
-	}
-	return nil, newStatusError(req, resp, attempts, c.tok.AccessToken)
-}
-
-// notReplayable ends a request that should have been sent again but whose
-// body cannot be: the error matches ErrBodyNotRewindable and the status
-// error (or transport error) it stands for.
-func (t *Transport) notReplayable(req *http.Request, resp *http.Response, err error, attempts int, c *cached) (*http.Response, error) {
-	if err == nil {
-		if resp, err = t.finish(req, resp, attempts, c); err == nil {
-			return resp, nil // WithStatusErrors(false)
-		}
-	}
-	return nil, notReplayableError{err}
 }
 
 // attachTo reports whether req gets a token: its host is allowed, and it is
@@ -358,28 +391,6 @@ func insecureURL(u *url.URL) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err != nil || !ip.Unmap().IsLoopback()
-}
-
-// withAuth returns a shallow copy of req with body and the Authorization
-// header of c. The header map is new; its values are shared with req's,
-// which neither we nor a RoundTripper modify.
-func withAuth(req *http.Request, body io.ReadCloser, c *cached) *http.Request {
-	r := new(http.Request)
-	*r = *req
-	r.Body = body
-	if len(req.Header) == 0 {
-		r.Header = http.Header{"Authorization": c.auth}
-		return r
-	}
-	h := maps.Clone(req.Header) // copies small maps wholesale, no rehashing
-	for k := range h {
-		if len(k) == len("Authorization") && k != "Authorization" && strings.EqualFold(k, "Authorization") {
-			delete(h, k) // a non-canonical spelling would be sent as a second header
-		}
-	}
-	h["Authorization"] = c.auth
-	r.Header = h
-	return r
 }
 
 // rewindable reports whether req's body can be sent again.

@@ -29,19 +29,26 @@ type encoded struct {
 	Expiry       *time.Time     `json:"expiry,omitempty"`
 	ExpiresIn    int64          `json:"expires_in,omitempty"`
 	Extra        map[string]any `json:"extra,omitempty"`
+	// The bookkeeping of [Meta]; absent in records written before it.
+	Generation uint64 `json:"generation,omitempty"`
+	Obtained   int64  `json:"obtained_ms,omitempty"`
+	Spent      int64  `json:"spent_ms,omitempty"`
 }
 
 // MarshalToken encodes tok in the versioned JSON format the file and Redis
 // stores use: type, access and refresh token, expiry, the lifetime the
-// server granted, and the extras that matter (scope, id_token,
-// issued_token_type, refresh_token_expires_in). It is exported for stores
-// written outside this module.
+// server granted, the extras that matter (scope, id_token,
+// issued_token_type, refresh_token_expires_in) and the Transport's
+// bookkeeping ([Meta]). It is exported for stores written outside this
+// module.
 func MarshalToken(tok *oauth2.Token) ([]byte, error) {
 	if tok == nil {
 		return nil, errors.New("store: nil token")
 	}
+	m := MetaOf(tok)
 	e := encoded{Version: formatVersion, AccessToken: tok.AccessToken, TokenType: tok.TokenType,
-		RefreshToken: tok.RefreshToken, ExpiresIn: tok.ExpiresIn}
+		RefreshToken: tok.RefreshToken, ExpiresIn: tok.ExpiresIn,
+		Generation: m.Generation, Obtained: unixMillis(m.Obtained), Spent: unixMillis(m.Spent)}
 	if !tok.Expiry.IsZero() {
 		exp := tok.Expiry.UTC()
 		e.Expiry = &exp
@@ -79,6 +86,9 @@ func UnmarshalToken(data []byte) (*oauth2.Token, error) {
 	}
 	if len(e.Extra) > 0 {
 		tok = tok.WithExtra(e.Extra)
+	}
+	if e.Generation > 0 || e.Obtained > 0 || e.Spent > 0 {
+		tok = WithMeta(tok, Meta{Generation: min(e.Generation, 1<<62), Obtained: millis(e.Obtained), Spent: millis(e.Spent)})
 	}
 	return tok, nil
 }

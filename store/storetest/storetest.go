@@ -58,6 +58,25 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		checkEqual(t, got, want)
 	})
 
+	t.Run("Meta", func(t *testing.T) {
+		// The Transport's bookkeeping (generation, when obtained, a spent
+		// refresh token) must survive, or a fleet cannot order tokens.
+		s := newStore(t)
+		m := store.Meta{Generation: 7, Obtained: time.UnixMilli(1_900_000_000_123), Spent: time.UnixMilli(1_900_000_001_000)}
+		want := store.WithMeta(full(), m)
+		mustSave(t, s, "k", want)
+		got, err := s.Load(ctx, "k")
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		checkEqual(t, got, want)
+		mustSave(t, s, "k", store.WithMeta(full(), store.Meta{Generation: 8}))
+		got, _ = s.Load(ctx, "k")
+		if gm := store.MetaOf(got); gm.Generation != 8 || !gm.Spent.IsZero() {
+			t.Errorf("after a second Save: generation %d, spent %v; want 8 and none", gm.Generation, gm.Spent)
+		}
+	})
+
 	t.Run("Overwrite", func(t *testing.T) {
 		s := newStore(t)
 		mustSave(t, s, "k", &oauth2.Token{AccessToken: "first", RefreshToken: "r1"})
@@ -222,5 +241,9 @@ func checkEqual(t *testing.T, got, want *oauth2.Token) {
 		if fmt.Sprint(got.Extra(k)) != fmt.Sprint(want.Extra(k)) {
 			t.Errorf("extra %q lost", k)
 		}
+	}
+	gm, wm := store.MetaOf(got), store.MetaOf(want)
+	if gm.Generation != wm.Generation || !gm.Obtained.Equal(wm.Obtained) || !gm.Spent.Equal(wm.Spent) {
+		t.Errorf("bookkeeping = %+v, want %+v", gm, wm)
 	}
 }

@@ -1,0 +1,50 @@
+package oauthtransport
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+)
+
+// PanicError is the cause of a [*TokenError] when user code the Transport
+// called (a Source, a Store, a Locker, a WithAuthorization function)
+// panicked. The Transport recovers, logs the value and stack at error
+// level, and keeps working; the callers waiting for that token get the
+// error.
+type PanicError struct {
+	// In names what panicked, e.g. "Source.Token".
+	In string
+	// Value is the panic value, formatted, with the tokens the Transport
+	// knew at the time redacted.
+	Value string
+}
+
+func (e *PanicError) Error() string { return "oauthtransport: " + e.In + " panicked: " + e.Value }
+
+// protect runs f, turning a panic into a *TokenError wrapping a
+// *PanicError. secrets are redacted from the logged panic value.
+func protect(ctx context.Context, log *slog.Logger, in string, secrets []string, f func() error) (err error) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		pe := &PanicError{In: in, Value: oneLine(redact(fmt.Sprint(v), secrets...), 2000)} // redact, then cut
+		log.LogAttrs(ctx, slog.LevelError, "oauthtransport: recovered from a panic",
+			slog.String("in", in), slog.String("panic", pe.Value), slog.String("stack", redact(string(debug.Stack()), secrets...)))
+		err = &TokenError{Err: pe}
+	}()
+	return f()
+}
+
+// redact replaces every non-empty secret in s.
+func redact(s string, secrets ...string) string {
+	for _, sec := range secrets {
+		if sec != "" && strings.Contains(s, sec) {
+			s = strings.ReplaceAll(s, sec, "[REDACTED]")
+		}
+	}
+	return s
+}
