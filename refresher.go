@@ -304,7 +304,7 @@ func (k *credentialCache) check(base *record) error {
 // Source (FETCH).
 func (k *credentialCache) spend(ctx context.Context, base *record, l *lease) (*record, error) {
 	spends := k.spends(base)
-	marked := spends && l != nil
+	marked := spends && l != nil && base != nil // the first refresh token lives in the Source
 	if marked {
 		if err := k.mark(ctx, base); err != nil {
 			return nil, err

@@ -135,3 +135,26 @@ func FuzzUnmarshalToken(f *testing.F) {
 		}
 	})
 }
+
+func TestRecordsWithoutMetaStillLoad(t *testing.T) {
+	// A record as written before generations existed.
+	old := []byte(`{"version":1,"access_token":"a","token_type":"Bearer","refresh_token":"r","expiry":"2031-01-02T03:04:05Z","expires_in":3600,"extra":{"scope":"read"}}`)
+	tok, err := store.UnmarshalToken(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := store.MetaOf(tok); m.Generation != 0 || !m.Obtained.IsZero() || !m.Spent.IsZero() {
+		t.Errorf("meta = %+v, want none", m)
+	}
+	if tok.RefreshToken != "r" || tok.Extra("scope") != "read" {
+		t.Error("the old record lost a field")
+	}
+	data, err := store.MarshalToken(store.WithMeta(tok, store.Meta{Generation: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := store.UnmarshalToken(data)
+	if err != nil || store.MetaOf(again).Generation != 2 || again.Extra("scope") != "read" {
+		t.Errorf("re-encoded with a generation: %v, %+v", err, store.MetaOf(again))
+	}
+}

@@ -39,16 +39,23 @@ type Server struct {
 	TokenURL string
 	APIURL   string
 
-	tokenCalls, apiCalls, apiRejected atomic.Int64
+	tokenCalls, apiCalls, apiRejected, reuses atomic.Int64
 
 	mu         sync.Mutex
 	lifetime   time.Duration
 	tokenDelay time.Duration
 	failures   []Failure
 	rejectAll  bool
+	grace      time.Duration
+	postOnly   bool
 	access     map[string]grant   // live access tokens
 	refresh    map[string]*family // refresh token -> its family
-	used       map[string]*family // rotated-away refresh tokens, for reuse detection
+	used       map[string]rotated // rotated-away refresh tokens, for reuse detection
+}
+
+type rotated struct {
+	fam *family
+	at  time.Time
 }
 
 type grant struct {
@@ -75,6 +82,15 @@ func Lifetime(d time.Duration) Option { return func(s *Server) { s.lifetime = d 
 // AlwaysReject makes the API answer 401 to every token.
 func AlwaysReject() Option { return func(s *Server) { s.rejectAll = true } }
 
+// RotationGrace makes the token endpoint accept a rotated refresh token
+// again for d after it was rotated away, as Ory Hydra's
+// rotation_grace_period does. Later reuse revokes the family.
+func RotationGrace(d time.Duration) Option { return func(s *Server) { s.grace = d } }
+
+// ClientSecretPostOnly makes the token endpoint accept client credentials
+// only in the request body (client_secret_post).
+func ClientSecretPostOnly() Option { return func(s *Server) { s.postOnly = true } }
+
 // TokenDelay makes the token endpoint answer after d.
 func TokenDelay(d time.Duration) Option { return func(s *Server) { s.tokenDelay = d } }
 
@@ -84,7 +100,7 @@ func New(opts ...Option) *Server {
 		lifetime: time.Hour,
 		access:   make(map[string]grant),
 		refresh:  make(map[string]*family),
-		used:     make(map[string]*family),
+		used:     make(map[string]rotated),
 	}
 	for _, o := range opts {
 		o(s)
@@ -132,6 +148,10 @@ func (s *Server) TokenCalls() int64 { return s.tokenCalls.Load() }
 
 // APICalls returns how many requests the API received.
 func (s *Server) APICalls() int64 { return s.apiCalls.Load() }
+
+// Reuses returns how many times a rotated-away refresh token was
+// presented outside the grace period (each revoked its family).
+func (s *Server) Reuses() int64 { return s.reuses.Load() }
 
 // APIRejected returns how many API requests were answered 401.
 func (s *Server) APIRejected() int64 { return s.apiRejected.Load() }
@@ -204,13 +224,18 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, fail.Status, fail.Code, "scripted failure")
 		return
 	}
-	id, secret, ok := r.BasicAuth()
-	if !ok {
-		id, secret = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
+	id, secret, basic := r.BasicAuth()
+	method := "client_secret_basic"
+	if !basic {
+		id, secret, method = r.PostFormValue("client_id"), r.PostFormValue("client_secret"), "client_secret_post"
 	}
-	if id != ClientID || secret != ClientSecret {
+	switch {
+	case s.postOnly && basic:
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "method client_secret_basic is not allowed for this client")
+		return
+	case id != ClientID || secret != ClientSecret:
 		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret")
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret ("+method+")")
 		return
 	}
 	switch r.PostFormValue("grant_type") {
@@ -226,9 +251,13 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 func (s *Server) refreshGrant(w http.ResponseWriter, rt string) {
 	s.mu.Lock()
 	fam, live := s.refresh[rt]
+	if old, reused := s.used[rt]; !live && reused && !old.fam.revoked && time.Since(old.at) < s.grace {
+		fam, live = old.fam, true // within the grace period
+	}
 	if !live {
-		if fam, reused := s.used[rt]; reused {
-			fam.revoked = true // reuse of a rotated token: revoke the family
+		if old, reused := s.used[rt]; reused {
+			old.fam.revoked = true // reuse of a rotated token: revoke the family
+			s.reuses.Add(1)
 		}
 		s.mu.Unlock()
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "refresh token is invalid, expired or was already used")
@@ -239,8 +268,10 @@ func (s *Server) refreshGrant(w http.ResponseWriter, rt string) {
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "refresh token family revoked")
 		return
 	}
-	delete(s.refresh, rt)
-	s.used[rt] = fam
+	if _, first := s.refresh[rt]; first {
+		delete(s.refresh, rt)
+		s.used[rt] = rotated{fam: fam, at: time.Now()}
+	}
 	s.mu.Unlock()
 	s.issue(w, fam, "")
 }

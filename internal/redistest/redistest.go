@@ -19,9 +19,12 @@ import (
 // ErrNotInstalled is returned by [Run] when redis-server is not on PATH.
 var ErrNotInstalled = errors.New("redis-server not found on PATH: install Debian's redis-server package (apt-get install redis-server)")
 
-// Server is a running redis-server.
+// Server is a running redis-server. It keeps its data in memory only;
+// SAVE (or client.Save) writes a snapshot to DumpPath, which a restart
+// loads.
 type Server struct {
 	Socket string // the unix socket path
+	bin    string
 	cmd    *exec.Cmd
 	dir    string
 }
@@ -36,33 +39,56 @@ func Run() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	sock := filepath.Join(dir, "redis.sock")
-	cmd := exec.Command(bin, "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
-		"--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
-	if err := cmd.Start(); err != nil {
+	s := &Server{Socket: filepath.Join(dir, "redis.sock"), bin: bin, dir: dir}
+	if err := s.start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	s := &Server{Socket: sock, cmd: cmd, dir: dir}
+	return s, nil
+}
+
+// start runs redis-server on s's socket and directory, and waits until it
+// answers.
+func (s *Server) start() error {
+	s.cmd = exec.Command(s.bin, "--port", "0", "--unixsocket", s.Socket, "--unixsocketperm", "700",
+		"--dir", s.dir, "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
 	c := redis.NewClient(s.Options())
 	defer c.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		err := c.Ping(context.Background()).Err()
 		if err == nil {
-			return s, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
-			s.Stop()
-			return nil, fmt.Errorf("redis-server did not start: %w", err)
+			s.Kill()
+			return fmt.Errorf("redis-server did not start: %w", err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// Stop stops the server and removes its directory.
-func (s *Server) Stop() {
+// DumpPath is where SAVE writes the snapshot that a restart loads.
+func (s *Server) DumpPath() string { return filepath.Join(s.dir, "dump.rdb") }
+
+// Kill kills the server as a crash would, keeping its directory.
+func (s *Server) Kill() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
+}
+
+// Restart kills the server and starts it again on the same socket; it
+// comes back with what DumpPath holds.
+func (s *Server) Restart() error {
+	s.Kill()
+	return s.start()
+}
+
+// Stop stops the server and removes its directory.
+func (s *Server) Stop() {
+	s.Kill()
 	_ = os.RemoveAll(s.dir)
 }
 
