@@ -45,47 +45,68 @@ func parseProblem(body []byte) *Problem {
 // shapes: problem details, OAuth (RFC 6749 §5.2), Google's error.message,
 // an errors[] list of {code, message}, or a top-level message.
 func errorMessage(p *Problem, body []byte) string {
-	const n = 200
 	if p != nil && (p.Title != "" || p.Detail != "") {
-		switch {
-		case p.Title == "":
-			return oneLine(p.Detail, n)
-		case p.Detail == "":
-			return oneLine(p.Title, n)
-		}
-		return oneLine(p.Title+": "+p.Detail, n)
+		return problemMessage(p.Title, p.Detail)
 	}
 	if !looksLikeObject(body) {
 		return ""
 	}
-	var m struct {
-		Title   string          `json:"title"`
-		Detail  string          `json:"detail"`
-		Error   json.RawMessage `json:"error"`
-		Desc    string          `json:"error_description"`
-		Message string          `json:"message"`
-		Errors  []struct {
-			Code    json.RawMessage `json:"code"`
-			Message string          `json:"message"`
-		} `json:"errors"`
-	}
+	var m errorShapes
 	_ = json.Unmarshal(body, &m) // partial results are fine
+	return m.message()
+}
+
+// maxMessage bounds a ResponseError's Message.
+const maxMessage = 200
+
+func problemMessage(title, detail string) string {
+	switch {
+	case title == "":
+		return oneLine(detail, maxMessage)
+	case detail == "":
+		return oneLine(title, maxMessage)
+	}
+	return oneLine(title+": "+detail, maxMessage)
+}
+
+// errorShapes holds the members of the usual JSON error bodies.
+type errorShapes struct {
+	Title   string          `json:"title"`
+	Detail  string          `json:"detail"`
+	Error   json.RawMessage `json:"error"`
+	Desc    string          `json:"error_description"`
+	Message string          `json:"message"`
+	Errors  []struct {
+		Code    json.RawMessage `json:"code"`
+		Message string          `json:"message"`
+	} `json:"errors"`
+}
+
+func (m *errorShapes) message() string {
 	var code string
 	if json.Unmarshal(m.Error, &code) == nil && code != "" {
 		if m.Desc != "" {
-			return oneLine(code+": "+m.Desc, n)
+			return oneLine(code+": "+m.Desc, maxMessage)
 		}
-		return oneLine(code, n)
+		return oneLine(code, maxMessage)
 	}
 	var g struct {
 		Message string `json:"message"`
 	}
 	if json.Unmarshal(m.Error, &g) == nil && g.Message != "" {
-		return oneLine(g.Message, n)
+		return oneLine(g.Message, maxMessage)
 	}
 	if m.Title != "" || m.Detail != "" {
-		return errorMessage(&Problem{Title: m.Title, Detail: m.Detail}, nil)
+		return problemMessage(m.Title, m.Detail)
 	}
+	if msg := m.listMessage(); msg != "" {
+		return msg
+	}
+	return oneLine(m.Message, maxMessage)
+}
+
+// listMessage is the first message of an errors[] list, with its code.
+func (m *errorShapes) listMessage() string {
 	for _, e := range m.Errors {
 		if e.Message == "" {
 			continue
@@ -95,11 +116,11 @@ func errorMessage(p *Problem, body []byte) string {
 			c = strings.Trim(string(e.Code), `" `)
 		}
 		if c != "" && len(c) < 64 {
-			return oneLine(c+": "+e.Message, n)
+			return oneLine(c+": "+e.Message, maxMessage)
 		}
-		return oneLine(e.Message, n)
+		return oneLine(e.Message, maxMessage)
 	}
-	return oneLine(m.Message, n)
+	return ""
 }
 
 // jwtExpiry returns the exp claim of a JWT access token, or the zero time

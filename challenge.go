@@ -201,40 +201,51 @@ func (p *challengeParser) params(c *Challenge) {
 				return
 			}
 		}
-		name := strings.ToLower(p.token())
-		p.skipSpace()
-		if name == "" || p.i >= len(p.s) || p.s[p.i] != '=' {
-			p.skipElement()
-			continue
-		}
-		p.i++ // '='
-		p.skipSpace()
-		var val string
-		if p.i < len(p.s) && p.s[p.i] == '"' {
-			val = p.quoted()
-		} else {
-			val = p.token()
-		}
-		if c.Params == nil {
-			c.Params = make(map[string]string)
-		}
-		if _, dup := c.Params[name]; !dup && len(c.Params) < 32 {
-			c.Params[name] = val
-			switch name {
-			case "realm":
-				c.Realm = val
-			case "error":
-				c.Error = val
-			case "error_description":
-				c.ErrorDescription = val
-			case "scope":
-				c.Scope = val
-			}
+		if name, val, ok := p.param(); ok {
+			c.set(name, val)
 		}
 		p.skipSpace()
 		if p.i < len(p.s) && p.s[p.i] != ',' {
 			p.skipElement()
 		}
+	}
+}
+
+// param reads one name=value; a malformed one is skipped.
+func (p *challengeParser) param() (name, val string, ok bool) {
+	name = strings.ToLower(p.token())
+	p.skipSpace()
+	if name == "" || p.i >= len(p.s) || p.s[p.i] != '=' {
+		p.skipElement()
+		return "", "", false
+	}
+	p.i++ // '='
+	p.skipSpace()
+	if p.i < len(p.s) && p.s[p.i] == '"' {
+		return name, p.quoted(), true
+	}
+	return name, p.token(), true
+}
+
+// set records an auth-param; the first of duplicates wins, and at most 32
+// are kept.
+func (c *Challenge) set(name, val string) {
+	if c.Params == nil {
+		c.Params = make(map[string]string)
+	}
+	if _, dup := c.Params[name]; dup || len(c.Params) >= 32 {
+		return
+	}
+	c.Params[name] = val
+	switch name {
+	case "realm":
+		c.Realm = val
+	case "error":
+		c.Error = val
+	case "error_description":
+		c.ErrorDescription = val
+	case "scope":
+		c.Scope = val
 	}
 }
 

@@ -28,10 +28,24 @@ func retryHint(h http.Header, now time.Time) (time.Duration, bool) {
 	if len(h) == 0 {
 		return 0, false
 	}
-	serverNow := now
-	if d, err := http.ParseTime(h.Get("Date")); err == nil {
-		serverNow = d
+	serverNow := serverTime(h, now)
+	if d, ok := retryAfter(h, serverNow); ok {
+		return d, true
 	}
+	return resetHint(h, serverNow)
+}
+
+// serverTime is the response's Date, else now.
+func serverTime(h http.Header, now time.Time) time.Time {
+	if d, err := http.ParseTime(h.Get("Date")); err == nil {
+		return d
+	}
+	return now
+}
+
+// retryAfter reads the headers that name a wait: Retry-After (seconds or
+// an HTTP-date), retry-after-ms, x-ms-retry-after-ms.
+func retryAfter(h http.Header, serverNow time.Time) (time.Duration, bool) {
 	if v := h.Get("Retry-After"); v != "" {
 		if d, ok := parseSeconds(v, false); ok {
 			return d, true
@@ -45,6 +59,13 @@ func retryHint(h http.Header, now time.Time) (time.Duration, bool) {
 			return d, true
 		}
 	}
+	return 0, false
+}
+
+// resetHint reads the rate-limit headers that name when an exhausted quota
+// resets: the RateLimit field, RateLimit-Reset, X-RateLimit-Reset-After,
+// X-RateLimit-Reset, X-RateLimit-Resource-Until.
+func resetHint(h http.Header, serverNow time.Time) (time.Duration, bool) {
 	if r, t, ok := parseRateLimitField(h.Values("Ratelimit")); ok && r == 0 && t >= 0 {
 		return time.Duration(t) * time.Second, true
 	}
@@ -53,16 +74,17 @@ func retryHint(h http.Header, now time.Time) (time.Duration, bool) {
 			return d, true
 		}
 	}
-	if remainingZeroOrAbsent(h.Get("X-Ratelimit-Remaining")) {
-		if d, ok := parseSeconds(h.Get("X-Ratelimit-Reset-After"), true); ok {
-			return d, true
-		}
-		if d, ok := parseReset(h.Get("X-Ratelimit-Reset"), serverNow); ok {
-			return d, true
-		}
-		if t, err := http.ParseTime(strings.TrimSpace(h.Get("X-Ratelimit-Resource-Until"))); err == nil {
-			return untilDate(t, serverNow)
-		}
+	if !remainingZeroOrAbsent(h.Get("X-Ratelimit-Remaining")) {
+		return 0, false
+	}
+	if d, ok := parseSeconds(h.Get("X-Ratelimit-Reset-After"), true); ok {
+		return d, true
+	}
+	if d, ok := parseReset(h.Get("X-Ratelimit-Reset"), serverNow); ok {
+		return d, true
+	}
+	if t, err := http.ParseTime(strings.TrimSpace(h.Get("X-Ratelimit-Resource-Until"))); err == nil {
+		return untilDate(t, serverNow)
 	}
 	return 0, false
 }
@@ -143,36 +165,40 @@ func parseRateLimitField(values []string) (r, t int64, ok bool) {
 	r, t = -1, -1
 	for _, v := range values {
 		for member := range strings.SplitSeq(v, ",") {
-			parts := strings.Split(strings.TrimSpace(member), ";")
-			if len(parts) < 2 || len(parts) > 8 {
-				continue
-			}
-			mr, mt := int64(-1), int64(-1)
-			for _, kv := range parts[1:] {
-				k, val, found := strings.Cut(strings.TrimSpace(kv), "=")
-				if !found {
-					continue
-				}
-				n, err := strconv.ParseInt(val, 10, 64)
-				if err != nil || n < 0 || n > int64(maxHint/time.Second) {
-					continue
-				}
-				switch k {
-				case "r":
-					mr = n
-				case "t":
-					mt = n
-				}
-			}
-			if mr < 0 {
-				continue
-			}
-			if !ok || mr < r || (mr == r && mt > t) {
+			mr, mt, valid := parseRateLimitMember(member)
+			if valid && (!ok || mr < r || (mr == r && mt > t)) {
 				r, t, ok = mr, mt, true
 			}
 		}
 	}
 	return r, t, ok
+}
+
+// parseRateLimitMember reads r and t (-1 when absent) of one
+// `"name";r=R;t=T` member; ok is false without a valid r.
+func parseRateLimitMember(member string) (r, t int64, ok bool) {
+	parts := strings.Split(strings.TrimSpace(member), ";")
+	if len(parts) < 2 || len(parts) > 8 {
+		return -1, -1, false
+	}
+	r, t = -1, -1
+	for _, kv := range parts[1:] {
+		k, val, found := strings.Cut(strings.TrimSpace(kv), "=")
+		if !found {
+			continue
+		}
+		n, err := strconv.ParseInt(val, 10, 64)
+		if err != nil || n < 0 || n > int64(maxHint/time.Second) {
+			continue
+		}
+		switch k {
+		case "r":
+			r = n
+		case "t":
+			t = n
+		}
+	}
+	return r, t, r >= 0
 }
 
 // rateLimitQuota returns the limit, remaining quota and time to reset that
@@ -186,29 +212,13 @@ func rateLimitQuota(h http.Header, now time.Time) (limit, remaining int, reset t
 		}
 		return n
 	}
-	serverNow := now
-	if d, err := http.ParseTime(h.Get("Date")); err == nil {
-		serverNow = d
-	}
+	serverNow := serverTime(h, now)
 	if r, t, ok := parseRateLimitField(h.Values("Ratelimit")); ok {
 		remaining = int(r)
 		if t > 0 {
 			reset = time.Duration(t) * time.Second
 		}
-		for _, p := range h.Values("Ratelimit-Policy") {
-			if i := strings.Index(p, ";q="); i >= 0 {
-				q := p[i+3:]
-				if j := strings.IndexByte(q, ';'); j >= 0 {
-					q = q[:j]
-				}
-				if j := strings.IndexByte(q, ','); j >= 0 {
-					q = q[:j]
-				}
-				limit = atoi(q)
-				break
-			}
-		}
-		return limit, remaining, reset
+		return policyQuota(h.Values("Ratelimit-Policy"), atoi), remaining, reset
 	}
 	if v := h.Get("Ratelimit-Limit"); v != "" {
 		limit = atoi(v)
@@ -225,6 +235,21 @@ func rateLimitQuota(h http.Header, now time.Time) (limit, remaining int, reset t
 		}
 	}
 	return limit, remaining, reset
+}
+
+// policyQuota is the q of the first RateLimit-Policy member that has one;
+// -1 when none does.
+func policyQuota(values []string, atoi func(string) int) int {
+	for _, p := range values {
+		if i := strings.Index(p, ";q="); i >= 0 {
+			q := p[i+3:]
+			if j := strings.IndexAny(q, ";,"); j >= 0 {
+				q = q[:j]
+			}
+			return atoi(q)
+		}
+	}
+	return -1
 }
 
 // rateLimited403 reports whether a 403 is really a rate limit: GitHub's

@@ -26,144 +26,168 @@ import (
 // the store is a [store.Locker], the lock is tested too.
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Helper()
-	ctx := context.Background()
-	full := func() *oauth2.Token {
-		return (&oauth2.Token{
-			AccessToken:  "access-1",
-			TokenType:    "Bearer",
-			RefreshToken: "refresh-1",
-			Expiry:       time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.UTC),
-			ExpiresIn:    3600,
-		}).WithExtra(map[string]any{"scope": "read write", "id_token": "id.token.value"})
+	checks := []struct {
+		name string
+		run  func(t *testing.T, newStore func(t *testing.T) store.Store)
+	}{
+		{"LoadMissing", testLoadMissing},
+		{"RoundTrip", testRoundTrip},
+		{"Meta", testMeta},
+		{"Overwrite", testOverwrite},
+		{"Delete", testDelete},
+		{"KeysAreIsolated", testKeysAreIsolated},
+		{"NoSharedState", testNoSharedState},
+		{"Concurrent", testConcurrent},
 	}
-
-	t.Run("LoadMissing", func(t *testing.T) {
-		s := newStore(t)
-		_, err := s.Load(ctx, "missing")
-		if !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("Load of a missing key: err = %v, want ErrNotFound", err)
-		}
-	})
-
-	t.Run("RoundTrip", func(t *testing.T) {
-		s := newStore(t)
-		want := full()
-		if err := s.Save(ctx, "k", want); err != nil {
-			t.Fatalf("Save: %v", err)
-		}
-		got, err := s.Load(ctx, "k")
-		if err != nil {
-			t.Fatalf("Load: %v", err)
-		}
-		checkEqual(t, got, want)
-	})
-
-	t.Run("Meta", func(t *testing.T) {
-		// The Transport's bookkeeping (generation, when obtained, a spent
-		// refresh token) must survive, or a fleet cannot order tokens.
-		s := newStore(t)
-		m := store.Meta{Generation: 7, Obtained: time.UnixMilli(1_900_000_000_123), Spent: time.UnixMilli(1_900_000_001_000)}
-		want := store.WithMeta(full(), m)
-		mustSave(t, s, "k", want)
-		got, err := s.Load(ctx, "k")
-		if err != nil {
-			t.Fatalf("Load: %v", err)
-		}
-		checkEqual(t, got, want)
-		mustSave(t, s, "k", store.WithMeta(full(), store.Meta{Generation: 8}))
-		got, _ = s.Load(ctx, "k")
-		if gm := store.MetaOf(got); gm.Generation != 8 || !gm.Spent.IsZero() {
-			t.Errorf("after a second Save: generation %d, spent %v; want 8 and none", gm.Generation, gm.Spent)
-		}
-	})
-
-	t.Run("Overwrite", func(t *testing.T) {
-		s := newStore(t)
-		mustSave(t, s, "k", &oauth2.Token{AccessToken: "first", RefreshToken: "r1"})
-		mustSave(t, s, "k", &oauth2.Token{AccessToken: "second"})
-		got, err := s.Load(ctx, "k")
-		if err != nil {
-			t.Fatalf("Load: %v", err)
-		}
-		if got.AccessToken != "second" || got.RefreshToken != "" {
-			t.Fatal("Load after a second Save did not return the second token")
-		}
-	})
-
-	t.Run("Delete", func(t *testing.T) {
-		s := newStore(t)
-		mustSave(t, s, "k", full())
-		if err := s.Delete(ctx, "k"); err != nil {
-			t.Fatalf("Delete: %v", err)
-		}
-		if _, err := s.Load(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("Load after Delete: err = %v, want ErrNotFound", err)
-		}
-		if err := s.Delete(ctx, "k"); err != nil {
-			t.Fatalf("Delete of a missing key: %v, want nil", err)
-		}
-	})
-
-	t.Run("KeysAreIsolated", func(t *testing.T) {
-		s := newStore(t)
-		keys := []string{"a", "A", "../a", "/etc/passwd", "a/b", `a\b`, "a\x00b", "ключ", " ", strings.Repeat("k", 4000), strings.Repeat("k", 4001)}
-		for i, k := range keys {
-			mustSave(t, s, k, &oauth2.Token{AccessToken: fmt.Sprintf("tok-%d", i)})
-		}
-		for i, k := range keys {
-			got, err := s.Load(ctx, k)
-			if err != nil {
-				t.Fatalf("Load(key #%d): %v", i, err)
-			}
-			if got.AccessToken != fmt.Sprintf("tok-%d", i) {
-				t.Fatalf("key #%d returned another key's token", i)
-			}
-		}
-	})
-
-	t.Run("NoSharedState", func(t *testing.T) {
-		s := newStore(t)
-		tok := full()
-		mustSave(t, s, "k", tok)
-		tok.AccessToken = "changed after Save"
-		got, _ := s.Load(ctx, "k")
-		got.RefreshToken = "changed after Load"
-		again, err := s.Load(ctx, "k")
-		if err != nil {
-			t.Fatalf("Load: %v", err)
-		}
-		checkEqual(t, again, full())
-	})
-
-	t.Run("Concurrent", func(t *testing.T) {
-		s := newStore(t)
-		var wg sync.WaitGroup
-		for g := range 8 {
-			wg.Go(func() {
-				for i := range 20 {
-					tok := &oauth2.Token{AccessToken: fmt.Sprintf("g%d-%d", g, i), RefreshToken: "r"}
-					if err := s.Save(ctx, "shared", tok); err != nil {
-						t.Errorf("Save: %v", err)
-						return
-					}
-					got, err := s.Load(ctx, "shared")
-					if err != nil {
-						t.Errorf("Load: %v", err)
-						return
-					}
-					if !strings.HasPrefix(got.AccessToken, "g") || got.RefreshToken != "r" {
-						t.Error("Load returned a torn token")
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-	})
-
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) { c.run(t, newStore) })
+	}
 	if _, ok := newStore(t).(store.Locker); ok {
 		t.Run("Lock", func(t *testing.T) { testLock(t, newStore) })
 	}
+}
+
+// full is a token with every field a store must keep.
+func full() *oauth2.Token {
+	return (&oauth2.Token{
+		AccessToken:  "access-1",
+		TokenType:    "Bearer",
+		RefreshToken: "refresh-1",
+		Expiry:       time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.UTC),
+		ExpiresIn:    3600,
+	}).WithExtra(map[string]any{"scope": "read write", "id_token": "id.token.value"})
+}
+
+func testLoadMissing(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	_, err := s.Load(ctx, "missing")
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Load of a missing key: err = %v, want ErrNotFound", err)
+	}
+}
+
+func testRoundTrip(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	want := full()
+	if err := s.Save(ctx, "k", want); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	got, err := s.Load(ctx, "k")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	checkEqual(t, got, want)
+}
+
+func testMeta(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	// The Transport's bookkeeping (generation, when obtained, a spent
+	// refresh token) must survive, or a fleet cannot order tokens.
+	s := newStore(t)
+	m := store.Meta{Generation: 7, Obtained: time.UnixMilli(1_900_000_000_123), Spent: time.UnixMilli(1_900_000_001_000)}
+	want := store.WithMeta(full(), m)
+	mustSave(t, s, "k", want)
+	got, err := s.Load(ctx, "k")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	checkEqual(t, got, want)
+	mustSave(t, s, "k", store.WithMeta(full(), store.Meta{Generation: 8}))
+	got, _ = s.Load(ctx, "k")
+	if gm := store.MetaOf(got); gm.Generation != 8 || !gm.Spent.IsZero() {
+		t.Errorf("after a second Save: generation %d, spent %v; want 8 and none", gm.Generation, gm.Spent)
+	}
+}
+
+func testOverwrite(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	mustSave(t, s, "k", &oauth2.Token{AccessToken: "first", RefreshToken: "r1"})
+	mustSave(t, s, "k", &oauth2.Token{AccessToken: "second"})
+	got, err := s.Load(ctx, "k")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got.AccessToken != "second" || got.RefreshToken != "" {
+		t.Fatal("Load after a second Save did not return the second token")
+	}
+}
+
+func testDelete(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	mustSave(t, s, "k", full())
+	if err := s.Delete(ctx, "k"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := s.Load(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Load after Delete: err = %v, want ErrNotFound", err)
+	}
+	if err := s.Delete(ctx, "k"); err != nil {
+		t.Fatalf("Delete of a missing key: %v, want nil", err)
+	}
+}
+
+func testKeysAreIsolated(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	keys := []string{"a", "A", "../a", "/etc/passwd", "a/b", `a\b`, "a\x00b", "ключ", " ", strings.Repeat("k", 4000), strings.Repeat("k", 4001)}
+	for i, k := range keys {
+		mustSave(t, s, k, &oauth2.Token{AccessToken: fmt.Sprintf("tok-%d", i)})
+	}
+	for i, k := range keys {
+		got, err := s.Load(ctx, k)
+		if err != nil {
+			t.Fatalf("Load(key #%d): %v", i, err)
+		}
+		if got.AccessToken != fmt.Sprintf("tok-%d", i) {
+			t.Fatalf("key #%d returned another key's token", i)
+		}
+	}
+}
+
+func testNoSharedState(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	tok := full()
+	mustSave(t, s, "k", tok)
+	tok.AccessToken = "changed after Save"
+	got, _ := s.Load(ctx, "k")
+	got.RefreshToken = "changed after Load"
+	again, err := s.Load(ctx, "k")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	checkEqual(t, again, full())
+}
+
+func testConcurrent(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				tok := &oauth2.Token{AccessToken: fmt.Sprintf("g%d-%d", g, i), RefreshToken: "r"}
+				if err := s.Save(ctx, "shared", tok); err != nil {
+					t.Errorf("Save: %v", err)
+					return
+				}
+				got, err := s.Load(ctx, "shared")
+				if err != nil {
+					t.Errorf("Load: %v", err)
+					return
+				}
+				if !strings.HasPrefix(got.AccessToken, "g") || got.RefreshToken != "r" {
+					t.Error("Load returned a torn token")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func testLock(t *testing.T, newStore func(t *testing.T) store.Store) {
