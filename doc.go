@@ -33,8 +33,16 @@
 //     ([ErrInsecureTransport]); none appears in an error, a log line or a
 //     panic. Logs carry a fingerprint instead. The token request itself
 //     never follows a redirect to another origin.
-//   - Rotated refresh tokens are saved to the store before the new access
-//     token is used.
+//   - A refresh token is spent once. Rotated refresh tokens are saved to
+//     the store before the new access token is used. A fleet sharing a
+//     store refreshes under its lock, never prefers a stored token older
+//     than one it has seen, marks a refresh token spent before presenting
+//     it, and never presents a marked one or one whose refresh answer was
+//     lost ([ErrReauthRequired]; see [WithRotationGrace]).
+//   - Faults stay contained. A panic in a Source, Store, Locker or
+//     [WithAuthorization] function becomes a [*TokenError]; a caller waits
+//     for a token at most until its own deadline or [WithRefreshTimeout];
+//     [Transport.Close] returns within 10 seconds whatever hangs.
 //
 // # Status codes become errors
 //
@@ -64,7 +72,10 @@
 // The token lives in a store.Store ([WithStore]): in memory by default, in
 // a file (store.NewFile) to survive restarts, or in Redis (package
 // store/redisstore) to be shared by a fleet, which then fetches one token
-// and refreshes it once, whatever the number of processes.
+// and refreshes it once, whatever the number of processes. When the
+// store's lock cannot be had, a grant that spends a refresh token is not
+// refreshed (the valid token is used, then a temporary [*TokenError]
+// says why); client credentials go on without the lock.
 //
 // # Tokens and expiry
 //
