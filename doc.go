@@ -61,8 +61,9 @@
 // Requests that failed in a way a retry can fix (408, 429, 420, 5xx,
 // rate-limit 403s, lost connections) are retried as [RetryPolicy] says:
 // idempotent methods always, POST and PATCH only where the server did not
-// act or with an Idempotency-Key; exponential backoff with full jitter or
-// the server's hint when longer; never past the caller's deadline or
+// act or with an Idempotency-Key; after InitialBackoff × 2ⁿ (capped) plus a
+// random jitter, as Google documents for its APIs, or the server's hint
+// when longer; never past the caller's deadline or
 // [RetryPolicy.MaxRetryAfter], where a [*RateLimitError] returns at once;
 // and never more than a per-Transport retry budget allows, so an outage
 // costs about one request per call.

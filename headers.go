@@ -21,7 +21,8 @@ const maxHint = 7 * 24 * time.Hour
 // whether it asked at all. Sources, in order: Retry-After (seconds or an
 // HTTP-date), retry-after-ms, x-ms-retry-after-ms, the RateLimit structured
 // field, RateLimit-Reset, X-RateLimit-Reset-After, X-RateLimit-Reset,
-// X-RateLimit-Resource-Until. Dates are measured against the response's Date
+// X-RateLimit-Resource-Until (only once X-RateLimit-Resource-Remaining is
+// 0: Yandex sends it on every response). Dates are measured against the response's Date
 // header when it has one, so a client with a wrong clock still waits right.
 // A past date means "now". Invalid, negative or absurd values are ignored.
 func retryHint(h http.Header, now time.Time) (time.Duration, bool) {
@@ -64,8 +65,12 @@ func retryAfter(h http.Header, serverNow time.Time) (time.Duration, bool) {
 
 // resetHint reads the rate-limit headers that name when an exhausted quota
 // resets: the RateLimit field, RateLimit-Reset, X-RateLimit-Reset-After,
-// X-RateLimit-Reset, X-RateLimit-Resource-Until.
+// X-RateLimit-Reset, and Yandex's X-RateLimit-Resource-Until once
+// X-RateLimit-Resource-Remaining is 0.
 func resetHint(h http.Header, serverNow time.Time) (time.Duration, bool) {
+	if d, ok := resourceHint(h, serverNow); ok {
+		return d, true
+	}
 	if r, t, ok := parseRateLimitField(h.Values("Ratelimit")); ok && r == 0 && t >= 0 {
 		return time.Duration(t) * time.Second, true
 	}
@@ -80,13 +85,36 @@ func resetHint(h http.Header, serverNow time.Time) (time.Duration, bool) {
 	if d, ok := parseSeconds(h.Get("X-Ratelimit-Reset-After"), true); ok {
 		return d, true
 	}
-	if d, ok := parseReset(h.Get("X-Ratelimit-Reset"), serverNow); ok {
-		return d, true
+	return parseReset(h.Get("X-Ratelimit-Reset"), serverNow)
+}
+
+// Yandex Market sends X-RateLimit-Resource-Limit, -Remaining and -Until on
+// every response: a quota over a long window (often a day), and the date
+// it ends. The date is a wait only once the quota is spent; a 420 for too
+// many parallel requests, or a 503, says nothing about it.
+
+// resourceHint is the wait until X-RateLimit-Resource-Until when
+// X-RateLimit-Resource-Remaining is 0.
+func resourceHint(h http.Header, serverNow time.Time) (time.Duration, bool) {
+	if strings.TrimSpace(h.Get("X-Ratelimit-Resource-Remaining")) != "0" {
+		return 0, false
 	}
-	if t, err := http.ParseTime(strings.TrimSpace(h.Get("X-Ratelimit-Resource-Until"))); err == nil {
-		return untilDate(t, serverNow)
+	return resourceUntil(h, serverNow)
+}
+
+func resourceUntil(h http.Header, serverNow time.Time) (time.Duration, bool) {
+	t, err := http.ParseTime(strings.TrimSpace(h.Get("X-Ratelimit-Resource-Until")))
+	if err != nil {
+		return 0, false
 	}
-	return 0, false
+	return untilDate(t, serverNow)
+}
+
+// resourceLimit420 reports whether a 420's body names a resource limit
+// (the window quota) rather than the limit of parallel requests.
+func resourceLimit420(body []byte) bool {
+	msg := strings.ToLower(string(body[:min(len(body), 4096)]))
+	return strings.Contains(msg, "resource") && !strings.Contains(msg, "parallel")
 }
 
 func remainingZeroOrAbsent(v string) bool {
@@ -233,6 +261,12 @@ func rateLimitQuota(h http.Header, now time.Time) (limit, remaining int, reset t
 		if reset, ok = parseSeconds(h.Get("X-Ratelimit-Reset-After"), true); !ok {
 			reset, _ = parseReset(h.Get("X-Ratelimit-Reset"), serverNow)
 		}
+		return limit, remaining, reset
+	}
+	if v := h.Get("X-Ratelimit-Resource-Limit"); v != "" || h.Get("X-Ratelimit-Resource-Remaining") != "" {
+		limit = atoi(v)
+		remaining = atoi(h.Get("X-Ratelimit-Resource-Remaining"))
+		reset, _ = resourceUntil(h, serverNow)
 	}
 	return limit, remaining, reset
 }

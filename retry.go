@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/cenkalti/backoff/v4"
 )
 
 // RetryPolicy says how a [Transport] retries requests that failed in a way a
@@ -28,9 +26,12 @@ import (
 // RetryNonIdempotent. Only bodies that can be replayed (GetBody, nil,
 // http.NoBody) are retried.
 //
-// How long to wait: exponential backoff with full jitter, or the server's
-// hint (Retry-After, retry-after-ms, RateLimit, X-RateLimit-Reset and kin)
-// when that is longer. A hint longer than MaxRetryAfter, or a wait that would
+// How long to wait: exponential backoff, InitialBackoff × 2ⁿ for retry n
+// (n = 0 first) capped at MaxBackoff, plus a random jitter of up to
+// InitialBackoff (see Google's guidance, which this follows; a retry never
+// comes before its step), or the server's hint (Retry-After,
+// retry-after-ms, RateLimit, X-RateLimit-Reset and kin) when that is
+// longer. A hint longer than MaxRetryAfter, or a wait that would
 // end after the request's context deadline, is not slept: the typed error
 // returns at once with the hint in RateLimitError.RetryAfter.
 //
@@ -43,7 +44,8 @@ type RetryPolicy struct {
 	MaxAttempts int
 	// InitialBackoff is the first computed delay. Default 1s.
 	InitialBackoff time.Duration
-	// MaxBackoff caps a computed delay. Default 30s.
+	// MaxBackoff caps the exponential step of a computed delay; the
+	// jitter (up to InitialBackoff) comes on top. Default 30s.
 	MaxBackoff time.Duration
 	// MaxRetryAfter is the longest server hint (Retry-After and the like)
 	// the transport waits for; a longer one fails fast with a
@@ -92,21 +94,24 @@ func (p RetryPolicy) validate() error {
 	return errors.Join(errs...)
 }
 
-// nextDelay returns the computed delay before the next attempt: exponential
-// with full jitter (randomization factor 1), at most MaxBackoff. The
-// request's backoff is created on its first retry only, so a request that
-// succeeds at once allocates nothing for it.
-func (p RetryPolicy) nextDelay(b **backoff.ExponentialBackOff) time.Duration {
-	if *b == nil {
-		*b = backoff.NewExponentialBackOff(
-			backoff.WithInitialInterval(p.InitialBackoff),
-			backoff.WithMaxInterval(p.MaxBackoff),
-			backoff.WithRandomizationFactor(1),
-			backoff.WithMultiplier(2),
-			backoff.WithMaxElapsedTime(0),
-		)
+// delay returns the computed wait before retry n (0 for the first):
+//
+//	step  = min(InitialBackoff × 2ⁿ, MaxBackoff)
+//	delay = step + jitter × InitialBackoff, jitter uniform in [0, 1)
+//
+// A retry never comes before its nominal step, and the jitter spreads
+// retries out even once the step is capped. This is the truncated
+// exponential backoff Google documents for its APIs (Gmail: wait 1 s plus
+// up to a second at random, then 2 s plus, 4 s plus, up to a maximum).
+// AWS's "full jitter" draws the whole delay from [0, step): it spreads a
+// crowd more widely, but lets a retry come almost at once, which a server
+// that asked for backoff does not want.
+func (p RetryPolicy) delay(n int, jitter float64) time.Duration {
+	step := p.MaxBackoff
+	if n < 62 && p.InitialBackoff <= p.MaxBackoff>>n {
+		step = p.InitialBackoff << n
 	}
-	return min((*b).NextBackOff(), p.MaxBackoff)
+	return step + time.Duration(jitter*float64(p.InitialBackoff))
 }
 
 // retryBudget throttles retries per Transport in the manner of gRPC's retry
@@ -194,7 +199,12 @@ func classify(resp *http.Response, err error) verdict {
 	switch code := resp.StatusCode; code {
 	case http.StatusUnauthorized:
 		return verdict{kind: kindUnauthorized}
-	case http.StatusTooManyRequests, statusEnhanceYourCalm:
+	case http.StatusTooManyRequests:
+		return verdict{retrySafe, kindRateLimit, hint}
+	case statusEnhanceYourCalm:
+		if !hinted && resourceLimit420(peekBody(resp)) {
+			hint, _ = resourceUntil(resp.Header, serverTime(resp.Header, time.Now()))
+		}
 		return verdict{retrySafe, kindRateLimit, hint}
 	case http.StatusForbidden:
 		if !rateLimited403(resp.Header, peekBody(resp)) {

@@ -217,8 +217,10 @@ func TestBackoffGrowsWithJitter(t *testing.T) {
 		var se *oauthtransport.ServerError
 		require.ErrorAs(t, err, &se)
 		assert.Equal(t, 5, se.Attempts)
-		// Four waits, each at most MaxBackoff, at most 1+2+3+3 s on average.
-		assert.LessOrEqual(t, time.Since(start), 12*time.Second)
+		// Four waits: steps of 1, 2, 3 (capped) and 3 s, each plus up to
+		// 1 s of jitter, never less than the step.
+		assert.GreaterOrEqual(t, time.Since(start), 9*time.Second)
+		assert.Less(t, time.Since(start), 13*time.Second)
 	})
 }
 

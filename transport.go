@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -14,8 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
-
-	"github.com/cenkalti/backoff/v4"
 
 	"github.com/oauthtransport/oauthtransport/store"
 )
@@ -167,7 +166,6 @@ type attempt struct {
 	retries  int
 	replayed bool          // the one replay after a 401 happened
 	wait     time.Duration // before the next retry
-	bo       *backoff.ExponentialBackOff
 }
 
 // step is what follows a send.
@@ -194,7 +192,7 @@ func (a *attempt) decide(resp *http.Response, err error) (step, *http.Response, 
 		return a.finish(resp, v)
 	}
 	a.t.budget.failure()
-	wait, stop := a.t.retryWait(a.req.Context(), a.req, v, a.retries, &a.bo)
+	wait, stop := a.t.retryWait(a.req.Context(), a.req, v, a.retries)
 	switch stop {
 	case stopNone:
 	case stopBody:
@@ -305,7 +303,7 @@ var stopText = [...]string{
 }
 
 // retryWait decides whether to retry, and after how long.
-func (t *Transport) retryWait(ctx context.Context, req *http.Request, v verdict, retries int, bo **backoff.ExponentialBackOff) (time.Duration, stopReason) {
+func (t *Transport) retryWait(ctx context.Context, req *http.Request, v verdict, retries int) (time.Duration, stopReason) {
 	p := &t.retry
 	hint := v.hint
 	switch {
@@ -320,7 +318,7 @@ func (t *Transport) retryWait(ctx context.Context, req *http.Request, v verdict,
 	case !t.budget.allows():
 		return 0, stopBudget
 	}
-	wait := max(p.nextDelay(bo), hint)
+	wait := max(p.delay(retries, rand.Float64()), hint)
 	if deadline, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(deadline) {
 		return 0, stopDeadline
 	}
