@@ -18,16 +18,23 @@ type Challenge struct {
 	Params map[string]string
 }
 
-// maxChallenges bounds what one response can make us allocate.
-const maxChallenges = 16
+// maxChallengeBytes bounds what one response can make us parse, and so
+// allocate: a Bearer challenge after any number of others within it is
+// seen; beyond it nothing is.
+const maxChallengeBytes = 16 << 10
 
-// parseChallenges parses the values of every WWW-Authenticate header.
-// Malformed parts are skipped.
+// parseChallenges parses the values of every WWW-Authenticate header, up
+// to maxChallengeBytes in all. Malformed parts are skipped.
 func parseChallenges(values []string) []Challenge {
 	var out []Challenge
+	budget := maxChallengeBytes
 	for _, v := range values {
+		if len(v) > budget {
+			v = v[:budget]
+		}
+		budget -= len(v)
 		p := challengeParser{s: v}
-		for len(out) < maxChallenges {
+		for {
 			c, ok := p.next()
 			if !ok {
 				break

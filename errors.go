@@ -229,8 +229,10 @@ func (e *TokenError) Temporary() bool {
 	return !errors.As(e.Err, &re) && isNetworkError(e.Err)
 }
 
-// terminal reports whether the error is one a retry cannot fix (RFC 6749
-// §5.2 codes that say the credential or request is wrong).
+// terminal reports whether the error is one a retry cannot fix: a dead
+// grant, or an RFC 6749 §5.2 code that says the credential or the request
+// is wrong. A 400 or 401 without such a code (a proxy's page, garbage) is
+// not terminal.
 func (e *TokenError) terminal() bool {
 	if e.reauth {
 		return true
@@ -242,7 +244,7 @@ func (e *TokenError) terminal() bool {
 	case "invalid_grant", "invalid_client", "unauthorized_client", "invalid_scope", "unsupported_grant_type", "invalid_request":
 		return true
 	}
-	return e.StatusCode == http.StatusBadRequest || e.StatusCode == http.StatusUnauthorized
+	return false
 }
 
 // asTokenError turns whatever a Source returned into a *TokenError.

@@ -6,6 +6,7 @@ package oauthtransport
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -13,9 +14,11 @@ import (
 	"time"
 )
 
-// maxHint is the longest server hint that is believed; anything longer is
-// garbage and ignored, not obeyed.
-const maxHint = 7 * 24 * time.Hour
+// maxHint is where a server's hint is clamped: a well-formed hint is
+// believed however long (it then exceeds MaxRetryAfter and fails fast with
+// RateLimitError.RetryAfter set); only this keeps time arithmetic from
+// overflowing.
+const maxHint = 100 * 365 * 24 * time.Hour
 
 // retryHint returns how long the server asked the client to wait, and
 // whether it asked at all. Sources, in order: Retry-After (seconds or an
@@ -124,13 +127,10 @@ func remainingZeroOrAbsent(v string) bool {
 
 func untilDate(t, now time.Time) (time.Duration, bool) {
 	d := t.Sub(now)
-	switch {
-	case d < 0:
+	if d < 0 {
 		return 0, true
-	case d > maxHint:
-		return 0, false
 	}
-	return d.Round(time.Millisecond), true
+	return min(d, maxHint).Round(time.Millisecond), true
 }
 
 // parseSeconds parses a non-negative delay in seconds, an integer or, with
@@ -142,16 +142,19 @@ func parseSeconds(v string, fraction bool) (time.Duration, bool) {
 	}
 	if !fraction {
 		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil || n > uint64(maxHint/time.Second) {
+		if errors.Is(err, strconv.ErrRange) {
+			return maxHint, true // all digits, just enormous
+		}
+		if err != nil {
 			return 0, false
 		}
-		return time.Duration(n) * time.Second, true
+		return time.Duration(min(n, uint64(maxHint/time.Second))) * time.Second, true
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > maxHint.Seconds() {
+	if (err != nil && !errors.Is(err, strconv.ErrRange)) || math.IsNaN(f) || f < 0 {
 		return 0, false
 	}
-	return time.Duration(f * float64(time.Second)).Round(time.Millisecond), true
+	return time.Duration(min(f, maxHint.Seconds()) * float64(time.Second)).Round(time.Millisecond), true
 }
 
 func parseMillis(v string) (time.Duration, bool) {
@@ -160,29 +163,35 @@ func parseMillis(v string) (time.Duration, bool) {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > float64(maxHint/time.Millisecond) {
+	if (err != nil && !errors.Is(err, strconv.ErrRange)) || math.IsNaN(f) || f < 0 {
 		return 0, false
 	}
-	return time.Duration(f * float64(time.Millisecond)), true
+	return time.Duration(min(f, float64(maxHint/time.Millisecond)) * float64(time.Millisecond)), true
 }
 
-// epochThreshold separates epoch seconds from delays in X-RateLimit-Reset:
-// no delay is that long, and no reset epoch that small (2001-09-09).
-const epochThreshold = 1_000_000_000
+// X-RateLimit-Reset is a delay in seconds, an epoch in seconds, or an
+// epoch in milliseconds, told apart by size: below 10⁹ a delay (no delay
+// is 31 years), from 10⁹ to 10¹² epoch seconds (2001 to the year 33658),
+// from 10¹² epoch milliseconds. Fractions are allowed in each.
+const (
+	epochSeconds = 1e9
+	epochMillis  = 1e12
+)
 
 func parseReset(v string, serverNow time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
 		return 0, false
 	}
-	if n >= epochThreshold {
-		if n > 1<<40 { // far beyond any real date; would overflow time
-			return 0, false
-		}
-		return untilDate(time.Unix(n, 0), serverNow)
+	switch {
+	case f < epochSeconds:
+		return time.Duration(f * float64(time.Second)).Round(time.Millisecond), true
+	case f < epochMillis:
+		return untilDate(time.UnixMilli(int64(f*1000)), serverNow)
+	case f < 1e17: // beyond, int64 nanoseconds would overflow
+		return untilDate(time.UnixMilli(int64(f)), serverNow)
 	}
-	return parseSeconds(v, false)
+	return maxHint, true
 }
 
 // parseRateLimitField reads the IETF RateLimit structured field

@@ -205,7 +205,7 @@ func (k *credentialCache) refresh(ctx context.Context, background bool) (*creden
 	defer l.release()
 	base, adopt := k.read(ctx)
 	if adopt {
-		return k.adopt(ctx, base), nil
+		return k.adopt(ctx, base)
 	}
 	if err := k.check(base); err != nil {
 		return nil, err
@@ -214,7 +214,7 @@ func (k *credentialCache) refresh(ctx context.Context, background bool) (*creden
 	if err != nil {
 		return k.afterFailure(ctx, base, err)
 	}
-	return k.commit(ctx, rec, l, background), nil
+	return k.commit(ctx, rec, l, background)
 }
 
 // lock takes the key's lock in the store (LOCK). It returns a nil lease
@@ -335,7 +335,7 @@ func (k *credentialCache) afterFailure(ctx context.Context, base *record, err er
 	}
 	if again := k.load(ctx); again != nil && newer(again, base) {
 		if k.usable(again) {
-			return k.adopt(ctx, again), nil
+			return k.adopt(ctx, again)
 		}
 		return nil, err // the next refresh spends the newer refresh token
 	}
@@ -358,46 +358,57 @@ func grantRejected(te *TokenError) bool {
 }
 
 // commit saves a fetched token (SAVE) and installs it.
-func (k *credentialCache) commit(ctx context.Context, rec *record, l *lease, background bool) *credential {
+func (k *credentialCache) commit(ctx context.Context, rec *record, l *lease, background bool) (*credential, error) {
 	if err := k.save(ctx, rec); err != nil {
 		k.keepUnsaved(ctx, rec, l, err)
 	}
-	c := k.install(rec)
+	c, err := k.install(rec)
+	if err != nil {
+		return nil, err
+	}
 	k.env.stats.fetches.Add(1)
 	if background {
 		k.env.stats.background.Add(1)
 	}
 	k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token fetched", slog.String("key", k.key),
 		slog.String("token", c.fp), slog.Time("expiry", rec.tok.Expiry), slog.Bool("background", background))
-	return c
+	return c, nil
 }
 
-func (k *credentialCache) adopt(ctx context.Context, rec *record) *credential {
-	c := k.install(rec)
+func (k *credentialCache) adopt(ctx context.Context, rec *record) (*credential, error) {
+	c, err := k.install(rec)
+	if err != nil {
+		return nil, err
+	}
 	k.env.stats.adopted.Add(1)
 	k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token adopted from store",
 		slog.String("key", k.key), slog.String("token", c.fp), slog.Time("expiry", rec.tok.Expiry))
-	return c
+	return c, nil
 }
 
 // install makes rec the current token, unless a newer one was installed
-// meanwhile (a refresh abandoned for its slowness may return late).
-func (k *credentialCache) install(rec *record) *credential {
-	c := newCredential(rec, k.env.opts.authorization)
+// meanwhile (a refresh abandoned for its slowness may return late). A
+// token that cannot be used is still recorded as seen: its refresh token
+// is the one to present next.
+func (k *credentialCache) install(rec *record) (*credential, error) {
+	c, err := newCredential(rec, k.env.opts.authorization)
 	for {
 		seen := k.seen.Load()
 		if newer(seen, rec) {
-			return c // used by whoever asked, never installed
+			return c, err // used by whoever asked, never installed
 		}
 		if k.seen.CompareAndSwap(seen, rec) {
 			break
 		}
 	}
+	if err != nil {
+		return nil, err
+	}
 	c.arm(time.Now(), k.env.sched)
 	if old := k.cur.Swap(c); old != nil {
 		old.disarm()
 	}
-	return c
+	return c, nil
 }
 
 // spends reports whether refreshing from base presents a refresh token.

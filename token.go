@@ -2,6 +2,7 @@ package oauthtransport
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"encoding/hex"
 	"math/rand/v2"
 	"strings"
@@ -119,16 +120,34 @@ func schedule(tok *oauth2.Token, now time.Time, p schedulePolicy, jitter float64
 }
 
 // newCredential prepares rec for the hot path. authorization, the user's
-// WithAuthorization function, may panic: callers run under protect.
-func newCredential(rec *record, authorization func(*oauth2.Token) string) *credential {
+// WithAuthorization function, may panic: callers run under protect. A
+// token that cannot be carried in a header (CR, LF, other control bytes)
+// is refused here, once, rather than failing every request.
+func newCredential(rec *record, authorization func(*oauth2.Token) string) (*credential, error) {
 	var auth string
 	if authorization != nil {
 		auth = authorization(store.Clone(rec.tok))
 	} else {
 		auth = rec.tok.Type() + " " + rec.tok.AccessToken
 	}
+	if i := invalidHeaderByte(auth); i >= 0 {
+		return nil, &TokenError{Err: fmt.Errorf("the token (%s) cannot be sent in an Authorization header: byte %d of the value is 0x%02x",
+			fingerprint(rec.tok.AccessToken), i, auth[i])}
+	}
 	scheme, _, _ := strings.Cut(auth, " ")
-	return &credential{rec: rec, auth: []string{auth}, scheme: scheme, fp: fingerprint(rec.tok.AccessToken)}
+	return &credential{rec: rec, auth: []string{auth}, scheme: scheme, fp: fingerprint(rec.tok.AccessToken)}, nil
+}
+
+// invalidHeaderByte returns the index of the first byte a header field
+// value may not hold (RFC 9110 §5.5: visible characters, space, tab,
+// obs-text), or -1.
+func invalidHeaderByte(v string) int {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return i
+		}
+	}
+	return -1
 }
 
 // arm sets the state for now and starts the timers that advance it. It
