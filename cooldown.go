@@ -11,8 +11,10 @@ import (
 
 // failureState spaces out refreshes after failures. A terminal token error
 // (a broken credential) puts the refresher in a cool-down with growing
-// delay, during which callers get the error without the IdP being asked;
-// any failure delays the next background refresh likewise.
+// delay, and so does the token endpoint's own hint (429 or 503 with
+// Retry-After and kin, at most an hour): during it, callers get the error
+// without the IdP being asked. Any failure delays the next background
+// refresh likewise.
 type failureState struct {
 	notBefore atomic.Int64 // unix nanos; no background refresh before
 
@@ -27,6 +29,7 @@ const (
 	maxTerminalCooldown = 5 * time.Minute
 	transientCooldown   = 500 * time.Millisecond
 	maxTransientBackoff = 30 * time.Second
+	maxHintedCooldown   = time.Hour
 )
 
 func (f *failureState) record(te *TokenError) time.Duration {
@@ -40,9 +43,13 @@ func (f *failureState) record(te *TokenError) time.Duration {
 	d := base << min(f.failures-1, 20)
 	d = min(d, ceiling)
 	d += rand.N(d/4 + 1)
+	held := te.terminal()
+	if te.RetryAfter > 0 {
+		d, held = max(d, min(te.RetryAfter, maxHintedCooldown)), true
+	}
 	f.until = time.Now().Add(d)
 	f.err = nil
-	if te.terminal() {
+	if held {
 		f.err = te
 	}
 	f.notBefore.Store(f.until.UnixNano())

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -161,6 +160,10 @@ type TokenError struct {
 	Description string // the "error_description" member
 	StatusCode  int    // the token endpoint's HTTP status; zero for a network failure
 	Err         error  // the underlying cause
+	// RetryAfter is the token endpoint's hint (Retry-After and kin) on a
+	// 429 or 503; zero when it gave none. Until it passes, callers get
+	// this error without the endpoint being asked again.
+	RetryAfter time.Duration
 
 	temporary bool // the refresher held back for a reason that passes (a lock, a peer's refresh)
 	reauth    bool // the grant is dead: ErrReauthRequired
@@ -193,7 +196,7 @@ func (e *TokenError) Error() string {
 		// A RetrieveError's text holds the whole response body; anything
 		// else (a network failure, a Source's own error) is short.
 		b.WriteString(": ")
-		b.WriteString(oneLine(e.Err.Error(), 300))
+		b.WriteString(oneLine(scrubURLs(e.Err.Error()), 300))
 	}
 	if e.reauth {
 		b.WriteString(": the grant is dead; a person must authorize again")
@@ -258,6 +261,7 @@ func asTokenError(err error) *TokenError {
 		te.Description = oneLine(re.ErrorDescription, 300)
 		if re.Response != nil {
 			te.StatusCode = re.Response.StatusCode
+			te.RetryAfter = tokenRetryAfter(re.Response)
 		}
 	}
 	return te
@@ -275,10 +279,14 @@ func (e notReplayableError) Error() string {
 func (e notReplayableError) Unwrap() []error { return []error{ErrBodyNotRewindable, e.err} }
 
 // insecureError is returned for a token that would have gone over plain http.
-type insecureError struct{ method, url string }
+type insecureError struct{ method, url, what string }
 
 func (e *insecureError) Error() string {
-	return "oauthtransport: " + e.method + " " + e.url + ": refusing to send a token over plain http to a non-loopback host (see WithInsecureHTTP)"
+	what := e.what
+	if what == "" {
+		what = "a token"
+	}
+	return "oauthtransport: " + e.method + " " + e.url + ": refusing to send " + what + " over plain http to a non-loopback host (see WithInsecureHTTP)"
 }
 
 func (e *insecureError) Unwrap() error { return ErrInsecureTransport }
@@ -296,7 +304,30 @@ func ErrorFromResponse(resp *http.Response) error {
 	if v.kind == kindNone {
 		return nil
 	}
-	return newStatusError(resp.Request, resp, 1, "", v)
+	return newStatusError(resp.Request, resp, 1, sentToken(resp), v)
+}
+
+// sentToken returns the access token a response answered, to be redacted
+// from its error: a Transport marks the error responses it returns with
+// WithStatusErrors(false); another transport's request may carry it.
+func sentToken(resp *http.Response) string {
+	if sb, ok := resp.Body.(*sentBody); ok {
+		return sb.sent
+	}
+	if resp.Request != nil {
+		if _, tok, ok := strings.Cut(resp.Request.Header.Get("Authorization"), " "); ok {
+			return tok
+		}
+	}
+	return ""
+}
+
+// sentBody is the body of an error response a Transport returns with
+// WithStatusErrors(false): it remembers the token sent, for
+// ErrorFromResponse, and reads as the body it wraps.
+type sentBody struct {
+	io.ReadCloser
+	sent string
 }
 
 // statusEnhanceYourCalm is the 420 some APIs send for rate limiting.
@@ -315,20 +346,29 @@ func newStatusError(req *http.Request, resp *http.Response, attempts int, sent s
 		re.Method = req.Method
 		re.URL = redactURL(req.URL)
 	}
-	re.Body, re.Truncated = readBounded(resp.Body, maxErrorBody)
+	// Redact before cutting: read enough that a token straddling the cut
+	// is whole, then redact, then cut.
+	body, truncated := readBounded(resp.Body, maxErrorBody+int64(len(sent)))
+	body = redactBytes(body, sent)
+	re.Body, re.Truncated = body[:min(len(body), maxErrorBody)], truncated || len(body) > maxErrorBody
+	if sent != "" {
+		for k, vs := range re.Header {
+			for i, hv := range vs {
+				vs[i] = redact(hv, sent)
+			}
+			re.Header[k] = vs
+		}
+	}
 	if isProblemJSON(resp.Header.Get("Content-Type")) {
 		re.Problem = parseProblem(re.Body)
 	}
 	re.Message = errorMessage(re.Problem, re.Body)
-	if sent != "" && strings.Contains(re.Message, sent) {
-		re.Message = strings.ReplaceAll(re.Message, sent, "[REDACTED]")
-	}
 	switch v.kind {
 	case kindUnauthorized:
-		challenges := parseChallenges(resp.Header.Values("Www-Authenticate"))
+		challenges := parseChallenges(re.Header.Values("Www-Authenticate"))
 		return &UnauthorizedError{ResponseError: re, Challenge: pickChallenge(challenges, "Bearer")}
 	case kindForbidden:
-		return newForbiddenError(re, parseChallenges(resp.Header.Values("Www-Authenticate")))
+		return newForbiddenError(re, parseChallenges(re.Header.Values("Www-Authenticate")))
 	case kindRateLimit:
 		e := &RateLimitError{ResponseError: re, RetryAfter: v.hint}
 		e.Limit, e.Remaining, e.Reset = rateLimitQuota(resp.Header, time.Now())
@@ -374,15 +414,6 @@ func readBounded(body io.ReadCloser, n int64) ([]byte, bool) {
 func drain(resp *http.Response) {
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	resp.Body.Close()
-}
-
-// redactURL returns u without user info, query or fragment.
-func redactURL(u *url.URL) string {
-	if u == nil {
-		return ""
-	}
-	c := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath, Opaque: u.Opaque}
-	return c.String()
 }
 
 // oneLine returns s on one line, at most n bytes long.

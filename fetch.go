@@ -32,10 +32,11 @@ func (k *credentialCache) fetch(ctx context.Context, base *record) (*oauth2.Toke
 		backoff.WithMaxInterval(2*time.Second),
 		backoff.WithMaxElapsedTime(0),
 	)
+	ctx = withTokenClient(ctx, k.env.tokenClient)
 	return backoff.RetryWithData(func() (*oauth2.Token, error) {
 		tok, err := k.src.Token(ctx, store.Clone(current))
 		switch {
-		case err != nil && ctx.Err() == nil && safeToRetryFetch(err):
+		case err != nil && ctx.Err() == nil && safeToRetryFetch(err) && asTokenError(err).RetryAfter == 0:
 			k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token fetch failed; retrying", slog.String("error", asTokenError(err).Error()))
 			return nil, err
 		case err != nil:
@@ -91,6 +92,9 @@ func answeredStatus(err error) (int, bool) {
 // notSent reports failures that happened before a request went out: no
 // connection could be made.
 func notSent(err error) bool {
+	if errors.Is(err, ErrInsecureTransport) {
+		return true
+	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		return true

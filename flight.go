@@ -177,5 +177,5 @@ func (k *credentialCache) refreshProtected(ctx context.Context, background bool)
 	case errors.Is(err, errClosed):
 		return nil, err
 	}
-	return nil, k.failed(asTokenError(err), background)
+	return nil, k.failed(asTokenError(err).withoutSecrets(k.secrets()...), background)
 }

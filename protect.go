@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 )
 
 // PanicError is the cause of a [*TokenError] when user code the Transport
@@ -37,14 +36,4 @@ func protect(ctx context.Context, log *slog.Logger, in string, secrets []string,
 		err = &TokenError{Err: pe}
 	}()
 	return f()
-}
-
-// redact replaces every non-empty secret in s.
-func redact(s string, secrets ...string) string {
-	for _, sec := range secrets {
-		if sec != "" && strings.Contains(s, sec) {
-			s = strings.ReplaceAll(s, sec, "[REDACTED]")
-		}
-	}
-	return s
 }

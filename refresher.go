@@ -103,6 +103,8 @@ type env struct {
 	stats *stats
 	life  *lifetime
 	sched schedulePolicy
+	// tokenClient sends the built-in sources' token requests.
+	tokenClient *http.Client
 }
 
 // lostAnswer is a refresh token presented by a refresh whose answer never

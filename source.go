@@ -97,7 +97,8 @@ func (s *clientCredentials) Token(ctx context.Context, _ *oauth2.Token) (*oauth2
 	return s.style.request(s.cfg.AuthStyle, func(style oauth2.AuthStyle) (*oauth2.Token, error) {
 		c := &clientcredentials.Config{ClientID: s.cfg.ClientID, ClientSecret: s.cfg.ClientSecret, TokenURL: s.cfg.TokenURL,
 			Scopes: s.cfg.Scopes, EndpointParams: s.cfg.EndpointParams, AuthStyle: style}
-		return c.Token(tokenContext(ctx))
+		tok, err := c.Token(tokenContext(ctx))
+		return tok, tokenFailure(err, s.cfg.ClientSecret)
 	})
 }
 
@@ -165,10 +166,11 @@ func (s *refreshTokenSource) refresh(ctx context.Context, rt string) (*oauth2.To
 		ep := s.cfg.Endpoint
 		ep.AuthStyle = style
 		c := &oauth2.Config{ClientID: s.cfg.ClientID, ClientSecret: s.cfg.ClientSecret, Endpoint: ep, Scopes: s.cfg.Scopes}
-		return c.TokenSource(tokenContext(ctx), &oauth2.Token{RefreshToken: rt}).Token()
+		tok, err := c.TokenSource(tokenContext(ctx), &oauth2.Token{RefreshToken: rt}).Token()
+		return tok, tokenFailure(err, s.cfg.ClientSecret, rt)
 	})
 	if err != nil {
-		if _, answered := answeredStatus(err); !answered && !notSent(err) {
+		if _, answered := answeredStatus(err); !answered && !notSent(err) && !errors.Is(err, errRedirected) {
 			return nil, &lostError{err}
 		}
 	}
@@ -240,29 +242,3 @@ func (s tokenSource) Token(context.Context, *oauth2.Token) (*oauth2.Token, error
 
 // SpendsRefreshToken reports false: ts manages its refresh token itself.
 func (s tokenSource) SpendsRefreshToken() bool { return false }
-
-// tokenClient sends token requests. It refuses redirects to another origin:
-// a token request carries a client secret or a refresh token.
-var tokenClient = &http.Client{
-	Transport:     http.DefaultTransport,
-	CheckRedirect: sameOriginRedirect,
-}
-
-// tokenContext hands tokenClient to x/oauth2, which reads its HTTP client
-// from the context. This is the only context value the package sets.
-func tokenContext(ctx context.Context) context.Context {
-	if _, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok {
-		return ctx
-	}
-	return context.WithValue(ctx, oauth2.HTTPClient, tokenClient)
-}
-
-func sameOriginRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= 5 {
-		return errors.New("oauthtransport: token endpoint: too many redirects")
-	}
-	if !sameOrigin(req.URL, via[0].URL) {
-		return errors.New("oauthtransport: token endpoint redirected to another origin; not following")
-	}
-	return nil
-}

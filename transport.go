@@ -59,7 +59,8 @@ func New(src Source, opts ...Option) (*Transport, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &env{opts: &t.opts, log: log, stats: &t.stats, life: t.life,
-		sched: schedulePolicy{window: o.window, windowSet: o.windowSet, skew: o.skew}}
+		sched:       schedulePolicy{window: o.window, windowSet: o.windowSet, skew: o.skew},
+		tokenClient: newTokenClient(nil, o.insecureHTTP)}
 	s := o.store
 	if s == nil {
 		s = store.NewMemory()
@@ -261,7 +262,11 @@ func (a *attempt) again(next step) (*http.Request, error) {
 // finish returns resp, or the typed error its verdict names.
 func (a *attempt) finish(resp *http.Response, v verdict) (step, *http.Response, error) {
 	resp.Request = a.req // the caller's request: the copy holds the token
-	if !a.t.opts.statusErrors || v.kind == kindNone {
+	if v.kind == kindNone {
+		return stepDone, resp, nil
+	}
+	if !a.t.opts.statusErrors {
+		resp.Body = &sentBody{ReadCloser: resp.Body, sent: a.c.rec.tok.AccessToken}
 		return stepDone, resp, nil
 	}
 	return stepDone, nil, newStatusError(a.req, resp, a.sends, a.c.rec.tok.AccessToken, v)

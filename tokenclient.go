@@ -1,0 +1,119 @@
+package oauthtransport
+
+// The HTTP side of the built-in sources' token requests: the client that
+// sends them (no redirect to another origin, no plain http to a remote
+// host: a token request carries a client secret or a refresh token), and
+// the errors they return, with every secret sent redacted.
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// tokenGuard refuses token requests over plain http to a host that is not
+// loopback, unless the Transport allows it (WithInsecureHTTP).
+type tokenGuard struct {
+	base       http.RoundTripper
+	insecureOK bool
+}
+
+func (g *tokenGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !g.insecureOK && insecureURL(req.URL) {
+		closeBody(req)
+		return nil, &insecureError{method: req.Method, url: redactURL(req.URL), what: "a client secret or refresh token"}
+	}
+	return g.base.RoundTrip(req)
+}
+
+// newTokenClient returns the client of a Transport's token requests.
+func newTokenClient(base http.RoundTripper, insecureOK bool) *http.Client {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &http.Client{Transport: &tokenGuard{base: base, insecureOK: insecureOK}, CheckRedirect: sameOriginRedirect}
+}
+
+// defaultTokenClient serves the built-in sources outside a Transport.
+var defaultTokenClient = newTokenClient(nil, false)
+
+// tokenClientKey carries a Transport's token client to its Source.
+type tokenClientKey struct{}
+
+// withTokenClient is how the refresher hands its token client to the
+// built-in sources, whose Token method takes only a context: x/oauth2
+// reads its HTTP client from one.
+func withTokenClient(ctx context.Context, c *http.Client) context.Context {
+	return context.WithValue(ctx, tokenClientKey{}, c)
+}
+
+// tokenContext hands x/oauth2 the client for a token request: the
+// Transport's, else the default one. A client already put in ctx under
+// oauth2.HTTPClient is used with the same guards added.
+func tokenContext(ctx context.Context) context.Context {
+	if user, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && user != nil {
+		guarded := *user
+		guarded.Transport = &tokenGuard{base: transportOf(user)}
+		guarded.CheckRedirect = sameOriginRedirect
+		return context.WithValue(ctx, oauth2.HTTPClient, &guarded)
+	}
+	c, _ := ctx.Value(tokenClientKey{}).(*http.Client)
+	if c == nil {
+		c = defaultTokenClient
+	}
+	return context.WithValue(ctx, oauth2.HTTPClient, c)
+}
+
+func transportOf(c *http.Client) http.RoundTripper {
+	if c.Transport != nil {
+		return c.Transport
+	}
+	return http.DefaultTransport
+}
+
+// errRedirected is a token request whose redirect was not followed.
+var errRedirected = errors.New("oauthtransport: token endpoint redirected to another origin; not following")
+
+func sameOriginRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("oauthtransport: token endpoint: too many redirects")
+	}
+	if !sameOrigin(req.URL, via[0].URL) {
+		return errRedirected
+	}
+	return nil
+}
+
+// tokenFailure turns the error of a token request into a *TokenError that
+// holds none of secrets: the description and body are redacted, and the
+// response keeps neither its request (which carries the client's
+// credentials) nor its body.
+func tokenFailure(err error, secrets ...string) error {
+	re, ok := errors.AsType[*oauth2.RetrieveError](err)
+	if !ok {
+		return err
+	}
+	clean := &oauth2.RetrieveError{ErrorCode: re.ErrorCode, ErrorURI: re.ErrorURI,
+		ErrorDescription: redact(re.ErrorDescription, secrets...), Body: redactBytes(re.Body, secrets...)}
+	te := &TokenError{Code: re.ErrorCode, Description: oneLine(clean.ErrorDescription, 300), Err: clean}
+	if re.Response != nil {
+		r := *re.Response
+		r.Request, r.Body = nil, http.NoBody
+		clean.Response = &r
+		te.StatusCode = r.StatusCode
+		te.RetryAfter = tokenRetryAfter(&r)
+	}
+	return te
+}
+
+// tokenRetryAfter is the token endpoint's hint on a 429 or 503.
+func tokenRetryAfter(resp *http.Response) time.Duration {
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+		return 0
+	}
+	d, _ := retryHint(resp.Header, time.Now())
+	return d
+}
