@@ -2,8 +2,8 @@ package oauthtransport
 
 import (
 	"crypto/sha256"
-	"fmt"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync/atomic"
