@@ -409,13 +409,6 @@ func readBounded(body io.ReadCloser, n int64) ([]byte, bool) {
 	return b[:n], true
 }
 
-// drain discards a little of a response body that is not returned, so its
-// connection can be reused, and closes it.
-func drain(resp *http.Response) {
-	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
-	resp.Body.Close()
-}
-
 // oneLine returns s on one line, at most n bytes long.
 func oneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")

@@ -172,7 +172,9 @@ func (k *credentialCache) refreshProtected(ctx context.Context, background bool)
 	})
 	switch {
 	case err == nil:
-		k.failure.reset()
+		if !c.late {
+			k.failure.reset()
+		}
 		return c, nil
 	case errors.Is(err, errClosed):
 		return nil, err

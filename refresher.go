@@ -89,11 +89,14 @@ type credentialCache struct {
 	refreshing atomic.Bool   // fl != nil, read on the hot path
 	afterClose chan struct{} // one refresh at a time once Close has run
 
-	failure  failureState
-	saveMu   sync.Mutex             // one store write at a time
-	unsaved  atomic.Pointer[record] // a token the store failed to save
-	held     atomic.Pointer[lease]  // the lock, kept until unsaved lands
-	retrying atomic.Bool            // the background saver runs
+	failure        failureState
+	lateStreak     atomic.Int32           // tokens in a row that arrived already expired
+	renewStreak    atomic.Int32           // 401-driven renewals in a row of never-accepted tokens
+	renewNotBefore atomic.Int64           // Unix ns; no such renewal before
+	saveMu         sync.Mutex             // one store write at a time
+	unsaved        atomic.Pointer[record] // a token the store failed to save
+	held           atomic.Pointer[lease]  // the lock, kept until unsaved lands
+	retrying       atomic.Bool            // the background saver runs
 }
 
 // env is what the credential caches of one Transport share.
@@ -364,10 +367,11 @@ func (k *credentialCache) commit(ctx context.Context, rec *record, l *lease, bac
 	if err := k.save(ctx, rec); err != nil {
 		k.keepUnsaved(ctx, rec, l, err)
 	}
-	c, err := k.install(rec)
+	c, err := k.install(rec, true)
 	if err != nil {
 		return nil, err
 	}
+	k.spaceLate(ctx, c)
 	k.env.stats.fetches.Add(1)
 	if background {
 		k.env.stats.background.Add(1)
@@ -378,7 +382,7 @@ func (k *credentialCache) commit(ctx context.Context, rec *record, l *lease, bac
 }
 
 func (k *credentialCache) adopt(ctx context.Context, rec *record) (*credential, error) {
-	c, err := k.install(rec)
+	c, err := k.install(rec, false)
 	if err != nil {
 		return nil, err
 	}
@@ -392,7 +396,7 @@ func (k *credentialCache) adopt(ctx context.Context, rec *record) (*credential, 
 // meanwhile (a refresh abandoned for its slowness may return late). A
 // token that cannot be used is still recorded as seen: its refresh token
 // is the one to present next.
-func (k *credentialCache) install(rec *record) (*credential, error) {
+func (k *credentialCache) install(rec *record, fetched bool) (*credential, error) {
 	c, err := newCredential(rec, k.env.opts.authorization)
 	for {
 		seen := k.seen.Load()
@@ -406,11 +410,51 @@ func (k *credentialCache) install(rec *record) (*credential, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.arm(time.Now(), k.env.sched)
+	c.arm(time.Now(), k.env.sched, fetched)
 	if old := k.cur.Swap(c); old != nil {
 		old.disarm()
 	}
 	return c, nil
+}
+
+// spaceLate spaces out the refreshes of tokens that keep arriving already
+// expired: each background refresh waits twice as long as the last, up to
+// 5 minutes, until a token arrives with time left.
+func (k *credentialCache) spaceLate(ctx context.Context, c *credential) {
+	if !c.late {
+		k.lateStreak.Store(0)
+		return
+	}
+	n := k.lateStreak.Add(1)
+	d := min(transientCooldown<<min(n-1, 20), maxTerminalCooldown)
+	k.failure.notBefore.Store(time.Now().Add(d).UnixNano())
+	k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: the token arrived already expired (expires_in not positive, "+
+		"or a JWT exp in the past: is a clock wrong?); using it, and refreshing again in a while",
+		slog.String("key", k.key), slog.String("token", c.fp), slog.Duration("next_refresh_in", d))
+}
+
+// mayRenew reports whether a 401 to c may replace it. A token that was
+// ever accepted always may (it was revoked or expired). One never
+// accepted is likely rejected for another reason (a wrong audience, an
+// API that rejects every token): such renewals are spaced out, 1 s after
+// the first, then twice as long each time, up to 5 minutes, until a token
+// is accepted; meanwhile the 401 is final. Concurrent 401s to one token
+// share one decision.
+func (k *credentialCache) mayRenew(c *credential) bool {
+	if c.accepted.Load() {
+		k.renewStreak.Store(0)
+		return true
+	}
+	now := time.Now().UnixNano()
+	nb := k.renewNotBefore.Load()
+	if now < nb {
+		return false
+	}
+	n := k.renewStreak.Load()
+	if k.renewNotBefore.CompareAndSwap(nb, now+int64(min(time.Second<<min(n, 20), maxTerminalCooldown))) {
+		k.renewStreak.Add(1)
+	}
+	return true
 }
 
 // spends reports whether refreshing from base presents a refresh token.

@@ -1,7 +1,6 @@
 package oauthtransport
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,9 +34,10 @@ import (
 // end after the request's context deadline, is not slept: the typed error
 // returns at once with the hint in RateLimitError.RetryAfter.
 //
-// Retries are throttled by a budget per Transport: successes refill it,
-// failures drain it, and retries stop while it is less than half full, so
-// during an outage each request costs about one attempt.
+// Retries are throttled by a budget per Transport: failures drain it,
+// successes and time refill it, and retries stop while it is less than
+// half full, so during an outage each request costs about one attempt
+// (see RetryBudget).
 type RetryPolicy struct {
 	// MaxAttempts counts every attempt, the first included; 1 disables
 	// retries. Default 3.
@@ -54,6 +54,14 @@ type RetryPolicy struct {
 	// RetryNonIdempotent retries POST and PATCH on 5xx and network errors
 	// even without an Idempotency-Key header.
 	RetryNonIdempotent bool
+	// RetryBudget is how many retries a Transport holds in reserve;
+	// retries stop while fewer than half remain. Each retryable failure
+	// spends one; each success earns back a tenth, and each
+	// RetryBudgetRefill one. Default 10.
+	RetryBudget int
+	// RetryBudgetRefill is how long the budget takes to earn back one
+	// retry by itself. Default 1s.
+	RetryBudgetRefill time.Duration
 }
 
 // Retry defaults; see [RetryPolicy].
@@ -62,6 +70,8 @@ const (
 	DefaultInitialBackoff = time.Second
 	DefaultMaxBackoff     = 30 * time.Second
 	DefaultMaxRetryAfter  = 60 * time.Second
+	DefaultRetryBudget    = 10
+	DefaultBudgetRefill   = time.Second
 )
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
@@ -77,6 +87,12 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.MaxRetryAfter == 0 {
 		p.MaxRetryAfter = DefaultMaxRetryAfter
 	}
+	if p.RetryBudget == 0 {
+		p.RetryBudget = DefaultRetryBudget
+	}
+	if p.RetryBudgetRefill == 0 {
+		p.RetryBudgetRefill = DefaultBudgetRefill
+	}
 	return p
 }
 
@@ -85,7 +101,10 @@ func (p RetryPolicy) validate() error {
 	if p.MaxAttempts < 0 {
 		errs = append(errs, fmt.Errorf("RetryPolicy.MaxAttempts: %d is negative (1 disables retries)", p.MaxAttempts))
 	}
-	if p.InitialBackoff < 0 || p.MaxBackoff < 0 || p.MaxRetryAfter < 0 {
+	if p.RetryBudget < 0 {
+		errs = append(errs, fmt.Errorf("RetryPolicy.RetryBudget: %d is negative", p.RetryBudget))
+	}
+	if p.InitialBackoff < 0 || p.MaxBackoff < 0 || p.MaxRetryAfter < 0 || p.RetryBudgetRefill < 0 {
 		errs = append(errs, errors.New("RetryPolicy: negative duration"))
 	}
 	if p.MaxBackoff > 0 && p.InitialBackoff > p.MaxBackoff {
@@ -115,38 +134,41 @@ func (p RetryPolicy) delay(n int, jitter float64) time.Duration {
 }
 
 // retryBudget throttles retries per Transport in the manner of gRPC's retry
-// throttling: every retryable failure drains a token, every success refills
-// a tenth of one, and retries are allowed only while more than half the
-// tokens remain. An isolated blip is retried; during an outage each request
-// costs about one attempt, so retries never amplify it.
+// throttling: every retryable failure drains a token, every success earns
+// back a tenth of one and every refill period a whole one, and retries are
+// allowed only while more than half the tokens remain. An isolated blip is
+// retried; during an outage each request costs about one attempt, so
+// retries never amplify it; a quiet client has its retries back soon
+// after the outage ends.
 type retryBudget struct {
-	milli atomic.Int64 // tokens × 1000
+	milli  atomic.Int64 // tokens × 1000
+	max    int64        // tokens × 1000
+	every  time.Duration
+	filled atomic.Int64 // Unix ns of the last refill by time
 }
 
-const (
-	budgetMax    = 10 * 1000
-	budgetRefill = 100 // a tenth of a token per success
-)
-
-func newRetryBudget() *retryBudget {
-	b := &retryBudget{}
-	b.milli.Store(budgetMax)
+func newRetryBudget(p RetryPolicy) *retryBudget {
+	b := &retryBudget{max: int64(p.RetryBudget) * 1000, every: p.RetryBudgetRefill}
+	b.milli.Store(b.max)
+	b.filled.Store(time.Now().UnixNano())
 	return b
 }
 
+// success earns back a tenth of a token.
 func (b *retryBudget) success() {
 	for {
 		v := b.milli.Load()
-		if v >= budgetMax { // the common case: a plain load, no write
+		if v >= b.max { // the common case: a plain load, no write
 			return
 		}
-		if b.milli.CompareAndSwap(v, min(v+budgetRefill, budgetMax)) {
+		if b.milli.CompareAndSwap(v, min(v+100, b.max)) {
 			return
 		}
 	}
 }
 
 func (b *retryBudget) failure() {
+	b.refill()
 	for {
 		v := b.milli.Load()
 		if v <= 0 || b.milli.CompareAndSwap(v, max(v-1000, 0)) {
@@ -155,7 +177,26 @@ func (b *retryBudget) failure() {
 	}
 }
 
-func (b *retryBudget) allows() bool { return b.milli.Load() > budgetMax/2 }
+func (b *retryBudget) allows() bool {
+	b.refill()
+	return b.milli.Load() > b.max/2
+}
+
+// refill earns back a token for every refill period since the last.
+func (b *retryBudget) refill() {
+	now := time.Now().UnixNano()
+	last := b.filled.Load()
+	n := (now - last) / int64(b.every)
+	if n <= 0 || !b.filled.CompareAndSwap(last, last+n*int64(b.every)) {
+		return
+	}
+	for {
+		v := b.milli.Load()
+		if v >= b.max || b.milli.CompareAndSwap(v, min(v+n*1000, b.max)) {
+			return
+		}
+	}
+}
 
 // retryClass says whether an attempt's outcome may be retried and under
 // which condition.
@@ -269,20 +310,6 @@ func isTransportFailure(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// peekBody reads the first 64 KiB of resp's body for inspection and puts
-// them back in front of the rest, so nothing is lost.
-func peekBody(resp *http.Response) []byte {
-	if resp.Body == nil || resp.Body == http.NoBody {
-		return nil
-	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	resp.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
-	return b
 }
 
 // sleepCtx waits for d or until ctx is done.

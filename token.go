@@ -27,6 +27,11 @@ type credential struct {
 	state       atomic.Uint32 // a tokenState
 	staleTimer  *time.Timer
 	expireTimer *time.Timer
+	// late: the token was already expired when it arrived (a negative
+	// expires_in, a JWT exp in the past): used as stale, never expiring.
+	late bool
+	// accepted: a response other than 401 came back for it.
+	accepted atomic.Bool
 }
 
 // tokenState is where a credential is in its life.
@@ -151,10 +156,16 @@ func invalidHeaderByte(v string) int {
 }
 
 // arm sets the state for now and starts the timers that advance it. It
-// runs before c is published.
-func (c *credential) arm(now time.Time, p schedulePolicy) {
+// runs before c is published. A token that has just arrived (fetched)
+// already expired is used all the same, as stale: the server's clock or
+// ours is off, and refusing it would turn every request into a fetch.
+func (c *credential) arm(now time.Time, p schedulePolicy, fetched bool) {
 	staleAt, expireAt := schedule(c.rec.tok, now, p, rand.Float64())
 	switch {
+	case !expireAt.IsZero() && !now.Before(expireAt) && fetched:
+		c.late = true
+		c.state.Store(uint32(stale))
+		return
 	case !expireAt.IsZero() && !now.Before(expireAt):
 		c.state.Store(uint32(expired))
 		return

@@ -53,7 +53,8 @@ func New(src Source, opts ...Option) (*Transport, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	t := &Transport{opts: o, authz: headerAuthorizer{}, retry: o.retry.withDefaults(), budget: newRetryBudget(), life: newLifetime()}
+	t := &Transport{opts: o, authz: headerAuthorizer{}, retry: o.retry.withDefaults(), life: newLifetime()}
+	t.budget = newRetryBudget(t.retry)
 	log := o.logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -181,8 +182,12 @@ const (
 // decide reads the outcome of a send: done (a response or an error), a
 // replay after a 401, or a retry.
 func (a *attempt) decide(resp *http.Response, err error) (step, *http.Response, error) {
-	if err == nil && resp.StatusCode == http.StatusUnauthorized && !a.replayed {
-		return a.unauthorized(resp)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized {
+		if !a.replayed {
+			return a.unauthorized(resp)
+		}
+	} else if err == nil && !a.c.accepted.Load() {
+		a.c.accepted.Store(true)
 	}
 	v := classify(resp, err)
 	if v.class == noRetry {
@@ -222,6 +227,9 @@ func (a *attempt) unauthorized(resp *http.Response) (step, *http.Response, error
 	case rejectFinal:
 		return a.finish(resp, v)
 	case rejectRenew:
+		if !a.t.cache.mayRenew(a.c) {
+			return a.finish(resp, v)
+		}
 		a.t.cache.invalidate(a.req.Context(), a.c)
 	}
 	if !rewindable(a.req) {
