@@ -9,19 +9,20 @@ import (
 	"time"
 )
 
-// failureState spaces out refreshes after failures. A terminal token error
-// (a broken credential) puts the refresher in a cool-down with growing
-// delay, and so does the token endpoint's own hint (429 or 503 with
-// Retry-After and kin, at most an hour): during it, callers get the error
-// without the IdP being asked. Any failure delays the next background
-// refresh likewise.
+// failureState spaces out refreshes after failures: each failure starts a
+// cool-down during which callers get its error without the IdP being
+// asked, and no background refresh starts. It grows with each failure in a
+// row: from 500 ms up to 30 s, or, for a terminal error code (a broken
+// credential, a dead grant), from 1 s up to 5 minutes; it lasts at least
+// as long as the token endpoint's own hint (429 or 503 with Retry-After
+// and kin), at most an hour.
 type failureState struct {
 	notBefore atomic.Int64 // unix nanos; no background refresh before
 
 	mu       sync.Mutex
 	failures int
 	until    time.Time
-	err      *TokenError // returned during a terminal cool-down
+	err      *TokenError // returned during the cool-down
 }
 
 const (
@@ -43,15 +44,11 @@ func (f *failureState) record(te *TokenError) time.Duration {
 	d := base << min(f.failures-1, 20)
 	d = min(d, ceiling)
 	d += rand.N(d/4 + 1)
-	held := te.terminal()
 	if te.RetryAfter > 0 {
-		d, held = max(d, min(te.RetryAfter, maxHintedCooldown)), true
+		d = max(d, min(te.RetryAfter, maxHintedCooldown))
 	}
 	f.until = time.Now().Add(d)
-	f.err = nil
-	if held {
-		f.err = te
-	}
+	f.err = te
 	f.notBefore.Store(f.until.UnixNano())
 	return d
 }

@@ -300,11 +300,12 @@ func ErrorFromResponse(resp *http.Response) error {
 	if resp == nil {
 		return nil
 	}
+	sent := sentToken(resp) // before classify wraps the body
 	v := classify(resp, nil)
 	if v.kind == kindNone {
 		return nil
 	}
-	return newStatusError(resp.Request, resp, 1, sentToken(resp), v)
+	return newStatusError(resp.Request, resp, 1, sent, v)
 }
 
 // sentToken returns the access token a response answered, to be redacted

@@ -139,7 +139,7 @@ func TestSourceThatNeverReturns(t *testing.T) {
 		assert.True(t, te.Temporary())
 		assert.Contains(t, err.Error(), "did not finish within 200ms")
 
-		time.Sleep(600 * time.Millisecond) // past the cool-down
+		time.Sleep(time.Second) // past the cool-down (500 ms plus up to a quarter)
 		_, err = tr.Token(context.Background())
 		require.ErrorIs(t, err, oauthtransport.ErrToken)
 		if spends {

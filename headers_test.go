@@ -1,6 +1,7 @@
 package oauthtransport
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -234,6 +235,52 @@ func FuzzJWTExpiry(f *testing.F) {
 	f.Fuzz(func(t *testing.T, tok string) {
 		if exp := jwtExpiry(tok); !exp.IsZero() && (exp.Unix() <= 0 || exp.Unix() > 1<<40) {
 			t.Fatalf("exp = %v", exp)
+		}
+	})
+}
+
+func TestTokenGuardAllowsPlainHTTPWhenAsked(t *testing.T) {
+	t.Parallel()
+	var sent int
+	base := roundTripper(func(*http.Request) (*http.Response, error) {
+		sent++
+		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+	})
+	req, _ := http.NewRequest(http.MethodPost, "http://192.0.2.1/token", nil)
+	if _, err := (&tokenGuard{base: base}).RoundTrip(req); !errors.Is(err, ErrInsecureTransport) || sent != 0 {
+		t.Fatalf("refused: err %v, sent %d", err, sent)
+	}
+	if _, err := (&tokenGuard{base: base, insecureOK: true}).RoundTrip(req); err != nil || sent != 1 {
+		t.Fatalf("WithInsecureHTTP: err %v, sent %d", err, sent)
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestScrubURLs(t *testing.T) {
+	t.Parallel()
+	tests := map[string]string{
+		`Post "https://user:pw@idp.example/token?secret=1#f": dial tcp: refused`: `Post "https://idp.example/token": dial tcp: refused`,
+		`no url here`:                       `no url here`,
+		`a http://h/p?q b https://h2/x?y=z`: `a http://h/p b https://h2/x`,
+		`broken ://`:                        `broken ://[REDACTED]`,
+	}
+	for in, want := range tests {
+		if got := scrubURLs(in); got != want {
+			t.Errorf("scrubURLs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzScrubURLs(f *testing.F) {
+	f.Add(`Post "https://user:pw@idp.example/token?secret=1#f": EOF`)
+	f.Add(`://?://@://#`)
+	f.Fuzz(func(t *testing.T, s string) {
+		out := scrubURLs(s)
+		if again := scrubURLs(out); again != out {
+			t.Fatalf("scrubbing is not stable: %q became %q", out, again)
 		}
 	})
 }

@@ -88,6 +88,11 @@ func WithStore(s store.Store, key string) Option {
 		if key == "" {
 			o.errs = append(o.errs, errors.New("WithStore: empty key"))
 		}
+		if c, ok := s.(store.Checker); ok {
+			if err := c.Check(); err != nil {
+				o.errs = append(o.errs, fmt.Errorf("WithStore: %w", err))
+			}
+		}
 		o.store, o.key = s, key
 	}
 }

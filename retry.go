@@ -55,9 +55,9 @@ type RetryPolicy struct {
 	// even without an Idempotency-Key header.
 	RetryNonIdempotent bool
 	// RetryBudget is how many retries a Transport holds in reserve;
-	// retries stop while fewer than half remain. Each retryable failure
-	// spends one; each success earns back a tenth, and each
-	// RetryBudgetRefill one. Default 10.
+	// retries stop while fewer than half remain (so a budget under 3
+	// allows none). Each retryable failure spends one; each success earns
+	// back a tenth, and each RetryBudgetRefill one. Default 10.
 	RetryBudget int
 	// RetryBudgetRefill is how long the budget takes to earn back one
 	// retry by itself. Default 1s.

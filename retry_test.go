@@ -322,6 +322,30 @@ func TestRetryBudgetStopsOutageAmplification(t *testing.T) {
 	})
 }
 
+func TestRetryBudgetRefillsWithTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A quiet client: an outage spends its budget (4 here; retries need
+		// more than half of it),
+		// then nothing happens for a while. Time alone brings retries back.
+		base := &scripted{script: []reply{{status: 503}}}
+		tr := retryTransport(t, base, oauthtransport.RetryPolicy{InitialBackoff: time.Millisecond, RetryBudget: 4, RetryBudgetRefill: 5 * time.Second})
+		for range 3 {
+			_, _ = send(tr, context.Background(), http.MethodGet, nil)
+		}
+		before := base.count()
+		_, err := send(tr, context.Background(), http.MethodGet, nil)
+		require.ErrorIs(t, err, oauthtransport.ErrServer)
+		assert.Equal(t, 1, base.count()-before, "budget spent: no retry")
+
+		time.Sleep(20 * time.Second) // no traffic: four refills
+		base.mu.Lock()
+		base.script = then(reply{status: 502})
+		base.mu.Unlock()
+		_, err = send(tr, context.Background(), http.MethodGet, nil)
+		require.NoError(t, err, "the budget refilled with time: the blip was retried")
+	})
+}
+
 func TestRetriesOverRealHTTPReuseConnectionsAndReplayBodies(t *testing.T) {
 	t.Parallel()
 	var newConns atomic.Int64

@@ -27,7 +27,8 @@ const (
 // Encrypted returns a Store that encrypts tokens with AES-256-GCM before
 // handing them to inner, for tokens at rest in shared places (a file
 // system, Redis). key must be 32 bytes; with any other length every
-// operation fails with a clear error. The key's name is authenticated with
+// operation fails with a clear error, and so does oauthtransport.New (see
+// [Checker]). The key's name is authenticated with
 // the ciphertext, so a record copied to another key does not decrypt.
 //
 // inner keeps only the expiry in the clear (so that stores can expire dead
@@ -63,6 +64,9 @@ type encryptedLocker struct {
 func (e *encryptedLocker) Lock(ctx context.Context, key string, ttl time.Duration) (func(), error) {
 	return e.locker.Lock(ctx, key, ttl)
 }
+
+// Check reports a key that is not 32 bytes long.
+func (e *encrypted) Check() error { return e.err }
 
 func (e *encrypted) Load(ctx context.Context, key string) (*oauth2.Token, error) {
 	if e.err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -28,6 +29,12 @@ import (
 // On Unix the lock is flock(2) on a lock file beside the token, released by
 // the kernel if the holder dies; elsewhere it is a lock file created
 // exclusively, taken over once older than the lock's ttl.
+//
+// A token or lock file that is a symbolic link is refused, never followed
+// (a planted link could hand the Transport another token, or make it
+// create a file elsewhere). On Unix a directory that group or others may
+// write to is tightened to 0700 when this process's user owns it, and
+// refused otherwise: someone else could plant a token in it.
 type File struct {
 	dir string
 }
@@ -57,7 +64,7 @@ func (f *File) Load(_ context.Context, key string) (*oauth2.Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(p)
+	data, err := f.read(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("store: loading key %q: %w", key, ErrNotFound)
 	}
@@ -87,8 +94,51 @@ func (f *File) Save(_ context.Context, key string, tok *oauth2.Token) error {
 	return nil
 }
 
+// read reads a token file, refusing a symbolic link and a directory
+// others may write to.
+func (f *File) read(path string) ([]byte, error) {
+	if err := f.checkDir(false); err != nil {
+		return nil, err
+	}
+	file, err := openNoFollow(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	return io.ReadAll(io.LimitReader(file, 1<<20))
+}
+
+// checkDir creates the directory (with create) and refuses it, or
+// tightens it to 0700 if it is ours, when group or others may write to it.
+func (f *File) checkDir(create bool) error {
+	if create {
+		if err := os.MkdirAll(f.dir, 0o700); err != nil {
+			return err
+		}
+	}
+	fi, err := os.Stat(f.dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !create:
+		return nil // Load finds nothing
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("store: %s is not a directory", f.dir)
+	case !dirModesMatter || fi.Mode().Perm()&0o022 == 0:
+		return nil
+	case !ownedByMe(fi):
+		return fmt.Errorf("store: directory %s (mode %v) is writable by others and owned by another user; refusing to keep tokens in it", f.dir, fi.Mode().Perm())
+	}
+	return os.Chmod(f.dir, 0o700)
+}
+
+// symlinkError is the error for a token or lock file that is a link.
+func symlinkError(path string) error {
+	return fmt.Errorf("store: %s is a symbolic link; refusing to follow it", path)
+}
+
 func (f *File) writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(f.dir, 0o700); err != nil {
+	if err := f.checkDir(true); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(f.dir, ".tmp-*") // mode 0600
@@ -145,7 +195,7 @@ func (f *File) Lock(ctx context.Context, key string, ttl time.Duration) (func(),
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(f.dir, 0o700); err != nil {
+	if err := f.checkDir(true); err != nil {
 		return nil, fmt.Errorf("store: locking key %q: %w", key, err)
 	}
 	wait := 5 * time.Millisecond

@@ -13,7 +13,7 @@ import (
 // tryLock takes an exclusive flock on path without waiting. The kernel
 // releases it when the holder exits, so ttl is not needed.
 func tryLock(path string, _ time.Duration) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openNoFollow(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -31,3 +31,21 @@ func tryLock(path string, _ time.Duration) (func(), error) {
 }
 
 func isSyncUnsupported(error) bool { return false }
+
+// openNoFollow opens path, refusing a symbolic link (O_NOFOLLOW).
+func openNoFollow(path string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW, perm)
+	if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EMLINK) {
+		return nil, symlinkError(path)
+	}
+	return f, err
+}
+
+// ownedByMe reports whether this process's user owns fi.
+func ownedByMe(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid()
+}
+
+// dirModesMatter: Unix permission bits say who may write the directory.
+const dirModesMatter = true

@@ -48,6 +48,14 @@ type Locker interface {
 	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(), err error)
 }
 
+// Checker is implemented by stores that can tell, without I/O, that they
+// are misconfigured (an [Encrypted] store with a key of the wrong length).
+// oauthtransport.New fails with the error of Check rather than leave a
+// store that can never save.
+type Checker interface {
+	Check() error
+}
+
 // Clone returns a copy of tok that shares nothing mutable with it, or nil
 // for a nil tok. Stores use it so that callers and the store never share a
 // token value.

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -156,5 +158,97 @@ func TestRecordsWithoutMetaStillLoad(t *testing.T) {
 	again, err := store.UnmarshalToken(data)
 	if err != nil || store.MetaOf(again).Generation != 2 || again.Extra("scope") != "read" {
 		t.Errorf("re-encoded with a generation: %v, %+v", err, store.MetaOf(again))
+	}
+}
+
+func TestFileRefusesSymlinks(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "tokens")
+	s := store.NewFile(dir)
+	if err := s.Save(ctx, "k", &oauth2.Token{AccessToken: "real"}); err != nil {
+		t.Fatal(err)
+	}
+	// A planted token: the token file replaced by a link to another file.
+	planted := filepath.Join(t.TempDir(), "planted")
+	other := store.NewFile(filepath.Dir(planted))
+	if err := other.Save(ctx, "x", &oauth2.Token{AccessToken: "planted"}); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := filepath.Glob(filepath.Join(dir, "token-*"))
+	plantedFiles, _ := filepath.Glob(filepath.Join(filepath.Dir(planted), "token-*"))
+	if len(entries) != 1 || len(plantedFiles) != 1 {
+		t.Fatalf("token files: %v, %v", entries, plantedFiles)
+	}
+	if err := os.Remove(entries[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(plantedFiles[0], entries[0]); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := s.Load(ctx, "k")
+	if err == nil || tok != nil {
+		t.Fatal("a token file that is a symbolic link was followed")
+	}
+	if !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("error = %v, want one naming the symbolic link", err)
+	}
+
+	// A lock file that is a link: its target is never created.
+	target := filepath.Join(t.TempDir(), "created-by-mistake")
+	lock := strings.Replace(entries[0], "token-", "lock-", 1)
+	if err := os.Symlink(target, lock); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lock(ctx, "k", time.Second); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Lock through a link: err = %v", err)
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Error("the lock link's target was created")
+	}
+}
+
+func TestFileDirectoryOthersCanWrite(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "tokens")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	s := store.NewFile(dir)
+	if err := s.Save(ctx, "k", &oauth2.Token{AccessToken: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
+		t.Errorf("our own directory: mode %v, want it tightened to 0700", st.Mode().Perm())
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("giving the directory to another user needs root")
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Skip("chown:", err)
+	}
+	if _, err := s.Load(ctx, "k"); err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Errorf("Load from another user's world-writable directory: err = %v", err)
+	}
+	if err := s.Save(ctx, "k", &oauth2.Token{AccessToken: "b"}); err == nil {
+		t.Error("Save into another user's world-writable directory succeeded")
+	}
+}
+
+func TestEncryptedWithABadKeyTellsAtOnce(t *testing.T) {
+	for _, key := range [][]byte{nil, bytes.Repeat([]byte{1}, 16)} {
+		s := store.Encrypted(store.NewMemory(), key)
+		c, ok := s.(store.Checker)
+		if !ok || c.Check() == nil || !strings.Contains(c.Check().Error(), "32-byte") {
+			t.Errorf("key of %d bytes: Check does not report it", len(key))
+		}
+	}
+	if c := store.Encrypted(store.NewMemory(), bytes.Repeat([]byte{1}, 32)).(store.Checker); c.Check() != nil {
+		t.Errorf("a good key: %v", c.Check())
 	}
 }
