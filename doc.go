@@ -32,7 +32,14 @@
 //     outside [WithAllowedHosts], or over plain http to a non-loopback host
 //     ([ErrInsecureTransport]); none appears in an error, a log line or a
 //     panic. Logs carry a fingerprint instead. The token request itself
-//     never follows a redirect to another origin.
+//     never follows a redirect to another origin nor goes over plain http
+//     to a remote host, and what a server echoes of the secrets sent is
+//     redacted before any message is cut short.
+//   - The IdP is never hammered: every refresh failure holds callers for a
+//     growing cool-down, the token endpoint's Retry-After holds them all,
+//     a token that arrives already expired is used while refreshes are
+//     spaced out, and a token that was never accepted is not replaced on
+//     every 401.
 //   - A refresh token is spent once. Rotated refresh tokens are saved to
 //     the store before the new access token is used. A fleet sharing a
 //     store refreshes under its lock, never prefers a stored token older
