@@ -1,5 +1,8 @@
 package oauthtransport
 
+// Spacing out token requests: after failures, for tokens that arrive
+// already expired, and for 401s to tokens that were never accepted.
+
 import (
 	"context"
 	"log/slog"
@@ -85,4 +88,44 @@ func (k *credentialCache) failed(te *TokenError, background bool) *TokenError {
 	k.env.log.LogAttrs(context.Background(), level, "oauthtransport: token refresh failed", slog.String("key", k.key),
 		slog.String("error", te.Error()), slog.Bool("background", background), slog.Duration("next_try_in", d))
 	return te
+}
+
+// spaceLate spaces out the refreshes of tokens that keep arriving already
+// expired: each background refresh waits twice as long as the last, up to
+// 5 minutes, until a token arrives with time left.
+func (k *credentialCache) spaceLate(ctx context.Context, c *credential) {
+	if !c.late {
+		k.lateStreak.Store(0)
+		return
+	}
+	n := k.lateStreak.Add(1)
+	d := min(transientCooldown<<min(n-1, 20), maxTerminalCooldown)
+	k.failure.notBefore.Store(time.Now().Add(d).UnixNano())
+	k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: the token arrived already expired (expires_in not positive, "+
+		"or a JWT exp in the past: is a clock wrong?); using it, and refreshing again in a while",
+		slog.String("key", k.key), slog.String("token", c.fp), slog.Duration("next_refresh_in", d))
+}
+
+// mayRenew reports whether a 401 to c may replace it. A token that was
+// ever accepted always may (it was revoked or expired). One never
+// accepted is likely rejected for another reason (a wrong audience, an
+// API that rejects every token): such renewals are spaced out, 1 s after
+// the first, then twice as long each time, up to 5 minutes, until a token
+// is accepted; meanwhile the 401 is final. Concurrent 401s to one token
+// share one decision.
+func (k *credentialCache) mayRenew(c *credential) bool {
+	if c.accepted.Load() {
+		k.renewStreak.Store(0)
+		return true
+	}
+	now := time.Now().UnixNano()
+	nb := k.renewNotBefore.Load()
+	if now < nb {
+		return false
+	}
+	n := k.renewStreak.Load()
+	if k.renewNotBefore.CompareAndSwap(nb, now+int64(min(time.Second<<min(n, 20), maxTerminalCooldown))) {
+		k.renewStreak.Add(1)
+	}
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -325,4 +326,53 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
+}
+
+// Why a retryable failure was not retried.
+type stopReason int
+
+const (
+	stopNone     stopReason = iota
+	stopMethod              // the server may have acted and the request is not idempotent
+	stopAttempts            // MaxAttempts reached
+	stopBody                // the body cannot be replayed
+	stopHint                // the server asked for a longer wait than MaxRetryAfter
+	stopBudget              // the retry budget is spent
+	stopDeadline            // the wait would end after the context's deadline
+)
+
+var stopText = [...]string{
+	stopMethod:   "not retried: the request is not idempotent",
+	stopAttempts: "gave up",
+	stopHint:     "the server asked for a longer wait than MaxRetryAfter",
+	stopBudget:   "not retried: retry budget spent",
+	stopDeadline: "not retried: the wait would outlast the context deadline",
+}
+
+// retryWait decides whether to retry, and after how long.
+func (t *Transport) retryWait(ctx context.Context, req *http.Request, v verdict, retries int) (time.Duration, stopReason) {
+	p := &t.retry
+	hint := v.hint
+	switch {
+	case v.class == retryUnsafe && !p.idempotent(req):
+		return 0, stopMethod
+	case retries+1 >= p.MaxAttempts:
+		return 0, stopAttempts
+	case !rewindable(req):
+		return 0, stopBody
+	case hint > p.MaxRetryAfter:
+		return 0, stopHint
+	case !t.budget.allows():
+		return 0, stopBudget
+	}
+	wait := max(p.delay(retries, rand.Float64()), hint)
+	if deadline, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(deadline) {
+		return 0, stopDeadline
+	}
+	return wait, stopNone
+}
+
+// giveUp describes a transport error that was not retried (further).
+func giveUp(req *http.Request, err error, attempts int, why stopReason) error {
+	return fmt.Errorf("oauthtransport: %s %s: %s after %d attempt(s): %w", req.Method, redactURL(req.URL), stopText[why], attempts, err)
 }

@@ -6,11 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
-	"net/netip"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -292,116 +288,6 @@ func (a *attempt) notReplayable(resp *http.Response, err error, v verdict) (step
 		err = ferr
 	}
 	return stepDone, nil, notReplayableError{err}
-}
-
-// Why a retryable failure was not retried.
-type stopReason int
-
-const (
-	stopNone     stopReason = iota
-	stopMethod              // the server may have acted and the request is not idempotent
-	stopAttempts            // MaxAttempts reached
-	stopBody                // the body cannot be replayed
-	stopHint                // the server asked for a longer wait than MaxRetryAfter
-	stopBudget              // the retry budget is spent
-	stopDeadline            // the wait would end after the context's deadline
-)
-
-var stopText = [...]string{
-	stopMethod:   "not retried: the request is not idempotent",
-	stopAttempts: "gave up",
-	stopHint:     "the server asked for a longer wait than MaxRetryAfter",
-	stopBudget:   "not retried: retry budget spent",
-	stopDeadline: "not retried: the wait would outlast the context deadline",
-}
-
-// retryWait decides whether to retry, and after how long.
-func (t *Transport) retryWait(ctx context.Context, req *http.Request, v verdict, retries int) (time.Duration, stopReason) {
-	p := &t.retry
-	hint := v.hint
-	switch {
-	case v.class == retryUnsafe && !p.idempotent(req):
-		return 0, stopMethod
-	case retries+1 >= p.MaxAttempts:
-		return 0, stopAttempts
-	case !rewindable(req):
-		return 0, stopBody
-	case hint > p.MaxRetryAfter:
-		return 0, stopHint
-	case !t.budget.allows():
-		return 0, stopBudget
-	}
-	wait := max(p.delay(retries, rand.Float64()), hint)
-	if deadline, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(deadline) {
-		return 0, stopDeadline
-	}
-	return wait, stopNone
-}
-
-// giveUp describes a transport error that was not retried (further).
-func giveUp(req *http.Request, err error, attempts int, why stopReason) error {
-	return fmt.Errorf("oauthtransport: %s %s: %s after %d attempt(s): %w", req.Method, redactURL(req.URL), stopText[why], attempts, err)
-}
-
-// attachTo reports whether req gets a token: its host is allowed, and it is
-// not a redirect hop to another origin than the request that began the
-// chain. net/http compares only host names when it strips headers on
-// redirect, so the origin check is ours.
-func (t *Transport) attachTo(req *http.Request) bool {
-	if t.opts.allowedHosts != nil && !hostAllowed(t.opts.allowedHosts, req.URL) {
-		return false
-	}
-	if req.Response == nil {
-		return true
-	}
-	first := req
-	for i := 0; i < 64 && first.Response != nil && first.Response.Request != nil; i++ {
-		first = first.Response.Request
-	}
-	return sameOrigin(first.URL, req.URL)
-}
-
-func hostAllowed(allowed []hostPattern, u *url.URL) bool {
-	host, port := u.Hostname(), portOrDefault(u.Scheme, u.Port())
-	for _, p := range allowed {
-		if strings.EqualFold(p.host, host) && (p.port == "" || p.port == port) {
-			return true
-		}
-	}
-	return false
-}
-
-// sameOrigin compares scheme, host and port, default ports made explicit.
-func sameOrigin(a, b *url.URL) bool {
-	return strings.EqualFold(a.Scheme, b.Scheme) &&
-		strings.EqualFold(a.Hostname(), b.Hostname()) &&
-		portOrDefault(a.Scheme, a.Port()) == portOrDefault(b.Scheme, b.Port())
-}
-
-func portOrDefault(scheme, port string) string {
-	if port != "" {
-		return port
-	}
-	switch strings.ToLower(scheme) {
-	case "http", "ws":
-		return "80"
-	case "https", "wss":
-		return "443"
-	}
-	return ""
-}
-
-// insecureURL reports whether u is plain http to a host that is not loopback.
-func insecureURL(u *url.URL) bool {
-	if !strings.EqualFold(u.Scheme, "http") {
-		return false
-	}
-	host := u.Hostname()
-	if strings.EqualFold(host, "localhost") {
-		return false
-	}
-	ip, err := netip.ParseAddr(host)
-	return err != nil || !ip.Unmap().IsLoopback()
 }
 
 // rewindable reports whether req's body can be sent again.
