@@ -33,6 +33,7 @@ func (k *credentialCache) fetch(ctx context.Context, base *record) (*oauth2.Toke
 		backoff.WithMaxElapsedTime(0),
 	)
 	ctx = withTokenClient(ctx, k.env.tokenClient)
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, k.env.tokenClient) // for x/oauth2 configs inside a SourceFunc
 	return backoff.RetryWithData(func() (*oauth2.Token, error) {
 		tok, err := k.src.Token(ctx, store.Clone(current))
 		switch {

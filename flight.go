@@ -33,8 +33,16 @@ var closedFlight = func() *flight {
 	return f
 }()
 
+// ask is what a refresh is asked for: in the background (nobody waits),
+// and whether it must replace a particular credential (Transport.Refresh)
+// rather than return it while it is still good.
+type ask struct {
+	background bool
+	replace    *credential
+}
+
 // join returns the refresh in flight, starting one if none runs.
-func (k *credentialCache) join(background bool) (*flight, error) {
+func (k *credentialCache) join(a ask) (*flight, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.fl != nil {
@@ -49,7 +57,7 @@ func (k *credentialCache) join(background bool) (*flight, error) {
 	f := &flight{done: make(chan struct{}), deadline: time.Now().Add(k.env.opts.refreshTimeout), spends: k.spends(k.seen.Load())}
 	k.fl = f
 	k.refreshing.Store(true)
-	go k.run(f, background)
+	go k.run(f, a)
 	return f, nil
 }
 
@@ -72,7 +80,7 @@ func (k *credentialCache) stuckLocked() error {
 // run performs f under the transport's lifetime. A refresh that presents a
 // refresh token is not cancelled by Close (Close waits for it, bounded):
 // cancelling it mid-request would lose its answer.
-func (k *credentialCache) run(f *flight, background bool) {
+func (k *credentialCache) run(f *flight, a ask) {
 	defer k.env.life.wg.Done()
 	parent := k.env.life.ctx
 	if f.spends {
@@ -81,7 +89,7 @@ func (k *credentialCache) run(f *flight, background bool) {
 	ctx, cancel := context.WithTimeout(parent, k.env.opts.refreshTimeout)
 	defer cancel()
 	start := time.Now()
-	c, err := k.refreshProtected(ctx, background)
+	c, err := k.refreshProtected(ctx, a)
 	if err != nil && k.env.life.closed.Load() && errors.Is(err, context.Canceled) {
 		err = errClosed
 	}
@@ -142,14 +150,14 @@ func (k *credentialCache) abandon(ctx context.Context, f *flight) {
 
 // refreshAfterClose refreshes in the caller's goroutine, under the
 // caller's context, one caller at a time.
-func (k *credentialCache) refreshAfterClose(ctx context.Context) (*credential, error) {
+func (k *credentialCache) refreshAfterClose(ctx context.Context, a ask) (*credential, error) {
 	select {
 	case k.afterClose <- struct{}{}:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("oauthtransport: waiting for a token: %w", context.Cause(ctx))
 	}
 	defer func() { <-k.afterClose }()
-	if c := k.cur.Load(); c != nil && c.load() != expired {
+	if c := k.cur.Load(); c != nil && c != a.replace && c.load() != expired {
 		return c, nil
 	}
 	k.mu.Lock()
@@ -158,16 +166,16 @@ func (k *credentialCache) refreshAfterClose(ctx context.Context) (*credential, e
 	if err != nil {
 		return nil, err
 	}
-	return k.refreshProtected(ctx, false)
+	return k.refreshProtected(ctx, a)
 }
 
 // refreshProtected runs refresh with users' panics recovered, and records
 // the outcome for the failure cool-down.
-func (k *credentialCache) refreshProtected(ctx context.Context, background bool) (*credential, error) {
+func (k *credentialCache) refreshProtected(ctx context.Context, a ask) (*credential, error) {
 	var c *credential
 	err := protect(ctx, k.env.log, "a token refresh (Source, Store, Locker or WithAuthorization)", k.secrets(), func() error {
 		var err error
-		c, err = k.refresh(ctx, background)
+		c, err = k.refresh(ctx, a)
 		return err
 	})
 	switch {
@@ -179,5 +187,5 @@ func (k *credentialCache) refreshProtected(ctx context.Context, background bool)
 	case errors.Is(err, errClosed):
 		return nil, err
 	}
-	return nil, k.failed(asTokenError(err).withoutSecrets(k.secrets()...), background)
+	return nil, k.failed(asTokenError(err).withoutSecrets(k.secrets()...), a.background)
 }

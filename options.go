@@ -47,6 +47,8 @@ type options struct {
 	statusErrors  bool
 	logger        *slog.Logger
 	authorization func(*oauth2.Token) string
+	tokenChange   func(key string, tok *oauth2.Token)
+	tokenClient   *http.Client
 	// refreshTimeout bounds one refresh (lock, store and token endpoint).
 	refreshTimeout time.Duration
 	errs           []error
@@ -217,6 +219,39 @@ func WithRefreshTimeout(d time.Duration) Option {
 			o.errs = append(o.errs, fmt.Errorf("WithRefreshTimeout: %v is not positive", d))
 		}
 		o.refreshTimeout = d
+	}
+}
+
+// WithTokenChange calls f after every new token the Transport installs,
+// fetched or adopted from the store, with the store key (DefaultStoreKey
+// without WithStore) and a copy of the token: a place to persist tokens
+// elsewhere, or to watch rotations. Calls for one key never overlap; f runs
+// on the refresh path, so keep it short. A panic in f is logged at error
+// level; the token stays in use.
+func WithTokenChange(f func(key string, tok *oauth2.Token)) Option {
+	return func(o *options) {
+		if f == nil {
+			o.errs = append(o.errs, errors.New("WithTokenChange: nil function"))
+			return
+		}
+		o.tokenChange = f
+	}
+}
+
+// WithTokenClient sets the *http.Client of every token request the
+// built-in sources make, for a proxy, a private CA or a client certificate
+// (mTLS). A SourceFunc reaches it through [TokenClient] (and x/oauth2
+// configs called with the Source's context use it). The Transport keeps its
+// guards around it: no redirect to another origin, and no plain http to a
+// host that is not loopback unless [WithInsecureHTTP]. The default is a
+// client over http.DefaultTransport.
+func WithTokenClient(c *http.Client) Option {
+	return func(o *options) {
+		if c == nil {
+			o.errs = append(o.errs, errors.New("WithTokenClient: nil client"))
+			return
+		}
+		o.tokenClient = c
 	}
 }
 

@@ -89,6 +89,7 @@ type credentialCache struct {
 	refreshing atomic.Bool   // fl != nil, read on the hot path
 	afterClose chan struct{} // one refresh at a time once Close has run
 
+	hookMu         sync.Mutex // one WithTokenChange call at a time
 	failure        failureState
 	lateStreak     atomic.Int32           // tokens in a row that arrived already expired
 	renewStreak    atomic.Int32           // 401-driven renewals in a row of never-accepted tokens
@@ -156,7 +157,7 @@ func (k *credentialCache) refreshInBackground() {
 	if nb := k.failure.notBefore.Load(); nb != 0 && time.Now().UnixNano() < nb {
 		return
 	}
-	_, _ = k.join(true)
+	_, _ = k.join(ask{background: true})
 }
 
 // wait blocks until the refresh in flight (started if needed) installs a
@@ -171,9 +172,9 @@ func (k *credentialCache) wait(ctx context.Context) (*credential, error) {
 			return nil, err
 		}
 		if k.env.life.closed.Load() {
-			return k.refreshAfterClose(ctx)
+			return k.refreshAfterClose(ctx, ask{})
 		}
-		f, err := k.join(false)
+		f, err := k.join(ask{})
 		if err != nil {
 			return nil, err
 		}
@@ -182,6 +183,37 @@ func (k *credentialCache) wait(ctx context.Context) (*credential, error) {
 			return c, err
 		}
 	}
+}
+
+// renew obtains a token other than the one held now (Transport.Refresh):
+// it joins the refresh in flight, or starts one that does not return the
+// held token, under the same single flight, lock and cool-down as any.
+func (k *credentialCache) renew(ctx context.Context) (*credential, error) {
+	held := k.cur.Load()
+	for range 3 {
+		if err := k.failure.coolingDown(); err != nil {
+			return nil, err
+		}
+		var c *credential
+		var err error
+		if k.env.life.closed.Load() {
+			c, err = k.refreshAfterClose(ctx, ask{replace: held})
+		} else if f, jerr := k.join(ask{replace: held}); jerr != nil {
+			return nil, jerr
+		} else {
+			c, err = k.await(ctx, f)
+		}
+		switch {
+		case errors.Is(err, errClosed):
+			continue
+		case err != nil:
+			return nil, err
+		case held == nil || c.rec != held.rec:
+			return c, nil
+		}
+		// It joined a refresh that kept the held token: ask again.
+	}
+	return nil, temporaryError(errors.New("no new token: every refresh returned the token held"))
 }
 
 // invalidate drops c after the server rejected it, unless a newer token
@@ -199,8 +231,8 @@ func (k *credentialCache) invalidate(ctx context.Context, c *credential) {
 // refresh obtains a new token following the protocol above; see the
 // package comment of this file. A refresh asked for by a caller that saw
 // an older state returns the token a refresh that just ended installed.
-func (k *credentialCache) refresh(ctx context.Context, background bool) (*credential, error) {
-	if c := k.cur.Load(); c != nil && (c.load() == fresh || (!background && c.load() == stale)) {
+func (k *credentialCache) refresh(ctx context.Context, a ask) (*credential, error) {
+	if c := k.cur.Load(); c != nil && c != a.replace && (c.load() == fresh || (!a.background && c.load() == stale)) {
 		return c, nil
 	}
 	l, err := k.lock(ctx)
@@ -219,7 +251,7 @@ func (k *credentialCache) refresh(ctx context.Context, background bool) (*creden
 	if err != nil {
 		return k.afterFailure(ctx, base, err)
 	}
-	return k.commit(ctx, rec, l, background)
+	return k.commit(ctx, rec, l, a.background)
 }
 
 // lock takes the key's lock in the store (LOCK). It returns a nil lease
@@ -414,7 +446,23 @@ func (k *credentialCache) install(rec *record, fetched bool) (*credential, error
 	if old := k.cur.Swap(c); old != nil {
 		old.disarm()
 	}
+	k.announce(rec)
 	return c, nil
+}
+
+// announce calls the WithTokenChange hook with a copy of a new token, one
+// call at a time; a panic in it is logged, and the token stays installed.
+func (k *credentialCache) announce(rec *record) {
+	f := k.env.opts.tokenChange
+	if f == nil {
+		return
+	}
+	k.hookMu.Lock()
+	defer k.hookMu.Unlock()
+	_ = protect(context.Background(), k.env.log, "the WithTokenChange function", k.secrets(), func() error {
+		f(k.key, store.Clone(rec.tok))
+		return nil
+	})
 }
 
 // spends reports whether refreshing from base presents a refresh token.

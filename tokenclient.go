@@ -29,12 +29,48 @@ func (g *tokenGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	return g.base.RoundTrip(req)
 }
 
-// newTokenClient returns the client of a Transport's token requests.
-func newTokenClient(base http.RoundTripper, insecureOK bool) *http.Client {
-	if base == nil {
-		base = http.DefaultTransport
+// CloseIdleConnections forwards to the guarded transport.
+func (g *tokenGuard) CloseIdleConnections() {
+	if c, ok := g.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
 	}
-	return &http.Client{Transport: &tokenGuard{base: base, insecureOK: insecureOK}, CheckRedirect: sameOriginRedirect}
+}
+
+// newTokenClient returns the client of a Transport's token requests: c
+// (or a default client) with the guards around it.
+func newTokenClient(c *http.Client, insecureOK bool) *http.Client {
+	guarded := http.Client{}
+	if c != nil {
+		guarded = *c
+	}
+	guarded.Transport = &tokenGuard{base: transportOf(&guarded), insecureOK: insecureOK}
+	guarded.CheckRedirect = guardRedirects(guarded.CheckRedirect)
+	return &guarded
+}
+
+// guardRedirects applies the same-origin rule, then the client's own.
+func guardRedirects(own func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	if own == nil {
+		return sameOriginRedirect
+	}
+	return func(req *http.Request, via []*http.Request) error {
+		if err := sameOriginRedirect(req, via); err != nil {
+			return err
+		}
+		return own(req, via)
+	}
+}
+
+// TokenClient returns the *http.Client a Source should send its token
+// requests with: the Transport's ([WithTokenClient], with its guards) when
+// ctx is the one the Transport passed to Source.Token, else a default
+// client with the same guards. The built-in sources use it; so can a
+// SourceFunc.
+func TokenClient(ctx context.Context) *http.Client {
+	if c, ok := ctx.Value(tokenClientKey{}).(*http.Client); ok && c != nil {
+		return c
+	}
+	return defaultTokenClient
 }
 
 // defaultTokenClient serves the built-in sources outside a Transport.
@@ -54,17 +90,13 @@ func withTokenClient(ctx context.Context, c *http.Client) context.Context {
 // Transport's, else the default one. A client already put in ctx under
 // oauth2.HTTPClient is used with the same guards added.
 func tokenContext(ctx context.Context) context.Context {
+	if c, ok := ctx.Value(tokenClientKey{}).(*http.Client); ok && c != nil {
+		return context.WithValue(ctx, oauth2.HTTPClient, c)
+	}
 	if user, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && user != nil {
-		guarded := *user
-		guarded.Transport = &tokenGuard{base: transportOf(user)}
-		guarded.CheckRedirect = sameOriginRedirect
-		return context.WithValue(ctx, oauth2.HTTPClient, &guarded)
+		return context.WithValue(ctx, oauth2.HTTPClient, newTokenClient(user, false))
 	}
-	c, _ := ctx.Value(tokenClientKey{}).(*http.Client)
-	if c == nil {
-		c = defaultTokenClient
-	}
-	return context.WithValue(ctx, oauth2.HTTPClient, c)
+	return context.WithValue(ctx, oauth2.HTTPClient, defaultTokenClient)
 }
 
 func transportOf(c *http.Client) http.RoundTripper {

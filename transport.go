@@ -57,7 +57,7 @@ func New(src Source, opts ...Option) (*Transport, error) {
 	}
 	e := &env{opts: &t.opts, log: log, stats: &t.stats, life: t.life,
 		sched:       schedulePolicy{window: o.window, windowSet: o.windowSet, skew: o.skew},
-		tokenClient: newTokenClient(nil, o.insecureHTTP)}
+		tokenClient: newTokenClient(o.tokenClient, o.insecureHTTP)}
 	s := o.store
 	if s == nil {
 		s = store.NewMemory()
@@ -80,6 +80,28 @@ func (t *Transport) Token(ctx context.Context) (*oauth2.Token, error) {
 		return nil, err
 	}
 	return store.Clone(c.rec.tok), nil
+}
+
+// Refresh obtains a new token now, never the one held, and returns a copy.
+// It shares the refresh in flight and the store's lock with everything
+// else (so the Source is still called once at a time), and respects the
+// failure cool-down: during one it returns the error that started it.
+func (t *Transport) Refresh(ctx context.Context) (*oauth2.Token, error) {
+	c, err := t.cache.renew(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return store.Clone(c.rec.tok), nil
+}
+
+// CloseIdleConnections closes the idle connections of the base
+// RoundTripper and of the token requests' client, as
+// [http.Client.CloseIdleConnections] expects of a transport.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.opts.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+	t.cache.env.tokenClient.CloseIdleConnections()
 }
 
 // Close stops background refreshes and waits for them to end, then writes
