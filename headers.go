@@ -295,17 +295,30 @@ func policyQuota(values []string, atoi func(string) int) int {
 	return -1
 }
 
-// rateLimited403 reports whether a 403 is really a rate limit: GitHub's
-// X-RateLimit-Remaining: 0, or Google's rateLimitExceeded reasons.
-func rateLimited403(h http.Header, body []byte) bool {
-	if strings.TrimSpace(h.Get("X-Ratelimit-Remaining")) == "0" {
-		return true
+// limit403 says what a 403 is.
+type limit403Kind uint8
+
+const (
+	notLimited   limit403Kind = iota // a real 403
+	limitWait                        // a rate limit that waiting lifts
+	limitDaily                       // a daily quota: not before tomorrow
+)
+
+// limit403 says whether a 403 is a rate limit: GitHub's primary limit
+// (X-RateLimit-Remaining: 0) and secondary limits (a Retry-After, or the
+// documented message), Google's rateLimitExceeded, userRateLimitExceeded
+// and quotaExceeded; Google's dailyLimitExceeded is one that no wait
+// within a request lifts.
+func limit403(h http.Header, body []byte) limit403Kind {
+	if strings.TrimSpace(h.Get("X-Ratelimit-Remaining")) == "0" || h.Get("Retry-After") != "" {
+		return limitWait
 	}
 	if !looksLikeObject(body) {
-		return false
+		return notLimited
 	}
 	var g struct {
-		Error struct {
+		Message string `json:"message"`
+		Error   struct {
 			Errors []struct {
 				Reason string `json:"reason"`
 			} `json:"errors"`
@@ -313,9 +326,30 @@ func rateLimited403(h http.Header, body []byte) bool {
 	}
 	_ = json.Unmarshal(body, &g) // partial results are fine
 	for _, e := range g.Error.Errors {
-		if e.Reason == "rateLimitExceeded" || e.Reason == "userRateLimitExceeded" {
-			return true
+		switch e.Reason {
+		case "rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded":
+			return limitWait
+		case "dailyLimitExceeded":
+			return limitDaily
 		}
 	}
-	return false
+	msg := strings.ToLower(g.Message)
+	if strings.Contains(msg, "secondary rate limit") || strings.Contains(msg, "abuse detection") {
+		return limitWait
+	}
+	return notLimited
+}
+
+// hintHeaders are the headers retryHint reads, in its order.
+var hintHeaders = [...]string{"Retry-After", "Retry-After-Ms", "X-Ms-Retry-After-Ms", "Ratelimit", "Ratelimit-Reset",
+	"X-Ratelimit-Reset-After", "X-Ratelimit-Reset", "X-Ratelimit-Resource-Until"}
+
+// hintHeader names the first hint header h has, with its value, for logs.
+func hintHeader(h http.Header) string {
+	for _, k := range hintHeaders {
+		if v := h.Get(k); v != "" {
+			return k + ": " + oneLine(v, 100)
+		}
+	}
+	return ""
 }

@@ -161,11 +161,15 @@ func TestErrorMessage(t *testing.T) {
 	}
 }
 
-func TestRateLimited403(t *testing.T) {
+func TestLimit403(t *testing.T) {
 	t.Parallel()
-	assert.True(t, rateLimited403(http.Header{"X-Ratelimit-Remaining": {"0"}}, nil))
-	assert.True(t, rateLimited403(http.Header{}, []byte(`{"error":{"errors":[{"reason":"userRateLimitExceeded"}]}}`)))
-	assert.False(t, rateLimited403(http.Header{"X-Ratelimit-Remaining": {"12"}}, []byte(`{"error":{"errors":[{"reason":"forbidden"}]}}`)))
+	assert.Equal(t, limitWait, limit403(http.Header{"X-Ratelimit-Remaining": {"0"}}, nil))
+	assert.Equal(t, limitWait, limit403(http.Header{}, []byte(`{"error":{"errors":[{"reason":"userRateLimitExceeded"}]}}`)))
+	assert.Equal(t, limitWait, limit403(http.Header{}, []byte(`{"error":{"errors":[{"reason":"quotaExceeded"}]}}`)))
+	assert.Equal(t, limitDaily, limit403(http.Header{}, []byte(`{"error":{"errors":[{"reason":"dailyLimitExceeded"}]}}`)))
+	assert.Equal(t, limitWait, limit403(http.Header{"Retry-After": {"60"}}, []byte(`{"message":"x"}`)))
+	assert.Equal(t, limitWait, limit403(http.Header{}, []byte(`{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}`)))
+	assert.Equal(t, notLimited, limit403(http.Header{"X-Ratelimit-Remaining": {"12"}}, []byte(`{"error":{"errors":[{"reason":"forbidden"}]}}`)))
 }
 
 func TestJWTExpiry(t *testing.T) {
@@ -225,7 +229,7 @@ func FuzzErrorBody(f *testing.F) {
 		if len(msg) > 210 || strings.ContainsAny(msg, "\r\n") {
 			t.Fatalf("message not one short line: %q", msg)
 		}
-		_ = rateLimited403(http.Header{}, body)
+		_ = limit403(http.Header{}, body)
 	})
 }
 

@@ -181,3 +181,55 @@ func TestGoogleRateLimitBodies(t *testing.T) {
 		})
 	}
 }
+
+func TestGitHubAndGoogleLimitsSentAs403(t *testing.T) {
+	t.Parallel()
+	fast := oauthtransport.RetryPolicy{InitialBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	for _, tt := range []struct {
+		name    string
+		rep     quotaReply
+		retried bool
+	}{
+		{"GitHub secondary limit, Retry-After", quotaReply{status: 403, header: http.Header{"Retry-After": {"0"}},
+			body: `{"message":"You have exceeded a secondary rate limit.","documentation_url":"https://docs.github.com/rest"}`}, true},
+		{"GitHub secondary limit, the documented message", quotaReply{status: 403,
+			body: `{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}`}, true},
+		{"GitHub abuse detection (older wording)", quotaReply{status: 403, body: `{"message":"You have triggered an abuse detection mechanism."}`}, true},
+		{"Google quotaExceeded", quotaReply{status: 403, body: `{"error":{"code":403,"message":"Quota exceeded","errors":[{"domain":"usageLimits","reason":"quotaExceeded"}]}}`}, true},
+		{"Google dailyLimitExceeded", quotaReply{status: 403, body: `{"error":{"code":403,"message":"Daily Limit Exceeded","errors":[{"domain":"usageLimits","reason":"dailyLimitExceeded"}]}}`}, false},
+		{"a plain 403", quotaReply{status: 403, body: `{"message":"Must have admin rights to Repository."}`}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			api := newQuotaAPI(t, nil, tt.rep, tt.rep, tt.rep)
+			_, err := get(t, quotaTransport(t, fast).Client(), api.srv.URL)
+			if tt.rep.body == `{"message":"Must have admin rights to Repository."}` {
+				require.ErrorIs(t, err, oauthtransport.ErrForbidden)
+				assert.Len(t, api.requests(), 1)
+				return
+			}
+			var rl *oauthtransport.RateLimitError
+			require.ErrorAs(t, err, &rl)
+			if tt.retried {
+				assert.Equal(t, 3, rl.Attempts, "retried within MaxAttempts")
+			} else {
+				assert.Equal(t, 1, rl.Attempts, "not retried: the quota is gone for the day")
+			}
+		})
+	}
+}
+
+func TestLongWaitIsLoggedAtInfo(t *testing.T) {
+	t.Parallel()
+	api := newQuotaAPI(t, nil, quotaReply{status: 429, header: http.Header{"Retry-After": {"2"}}})
+	var logs logBuffer
+	src := oauthtransport.SourceFunc(func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
+		return &oauth2.Token{AccessToken: "long-wait-token-value", Expiry: time.Now().Add(time.Hour)}, nil
+	})
+	tr := newTransport(t, src, oauthtransport.WithLogger(logs.logger()))
+	resp, err := get(t, tr.Client(), api.srv.URL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Contains(t, logs.String(), `"level":"INFO","msg":"oauthtransport: retrying"`)
+	assert.Contains(t, logs.String(), `"hint_header":"Retry-After: 2"`)
+}

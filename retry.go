@@ -17,7 +17,9 @@ import (
 // retry can fix. A zero field means its default.
 //
 // What is retried: 408, 429, 420, 500, 502, 503, 504, rate limits sent as
-// 403 (GitHub's X-RateLimit-Remaining: 0, Google's rateLimitExceeded), and
+// 403 (GitHub's X-RateLimit-Remaining: 0 and secondary limits, Google's
+// rateLimitExceeded, userRateLimitExceeded and quotaExceeded; Google's
+// dailyLimitExceeded is a *RateLimitError at once), and
 // transport failures where no response came back, never a cancelled or
 // expired context. GET, HEAD, OPTIONS, TRACE, PUT and DELETE are retried on
 // all of them. POST, PATCH and other methods are retried where the server
@@ -249,8 +251,11 @@ func classify(resp *http.Response, err error) verdict {
 		}
 		return verdict{retrySafe, kindRateLimit, hint}
 	case http.StatusForbidden:
-		if !rateLimited403(resp.Header, peekBody(resp)) {
+		switch limit403(resp.Header, peekBody(resp)) {
+		case notLimited:
 			return verdict{kind: kindForbidden}
+		case limitDaily:
+			return verdict{kind: kindRateLimit, hint: hint}
 		}
 		return verdict{retrySafe, kindRateLimit, hint}
 	case http.StatusServiceUnavailable:

@@ -231,10 +231,23 @@ func (a *attempt) decide(resp *http.Response, err error) (step, *http.Response, 
 		drain(resp)
 	}
 	a.wait = wait
-	a.t.cache.env.log.LogAttrs(a.req.Context(), slog.LevelDebug, "oauthtransport: retrying",
-		slog.String("method", a.req.Method), slog.String("url", redactURL(a.req.URL)),
-		slog.Int("attempt", a.sends+1), slog.Duration("wait", wait), slog.Duration("server_hint", v.hint))
+	a.logRetry(resp, v)
 	return stepRetry, nil, nil
+}
+
+// logRetry logs a retry: at debug level, or at info level with the hint's
+// header when it waits more than a second.
+func (a *attempt) logRetry(resp *http.Response, v verdict) {
+	level, header := slog.LevelDebug, ""
+	if a.wait > time.Second {
+		level = slog.LevelInfo
+		if resp != nil {
+			header = hintHeader(resp.Header)
+		}
+	}
+	a.t.cache.env.log.LogAttrs(a.req.Context(), level, "oauthtransport: retrying",
+		slog.String("method", a.req.Method), slog.String("url", redactURL(a.req.URL)), slog.Int("attempt", a.sends+1),
+		slog.Duration("wait", a.wait), slog.Duration("server_hint", v.hint), slog.String("hint_header", header))
 }
 
 // unauthorized handles the first 401: the authorizer says whether a new
