@@ -299,9 +299,9 @@ func policyQuota(values []string, atoi func(string) int) int {
 type limit403Kind uint8
 
 const (
-	notLimited   limit403Kind = iota // a real 403
-	limitWait                        // a rate limit that waiting lifts
-	limitDaily                       // a daily quota: not before tomorrow
+	notLimited limit403Kind = iota // a real 403
+	limitWait                      // a rate limit that waiting lifts
+	limitDaily                     // a daily quota: not before tomorrow
 )
 
 // limit403 says whether a 403 is a rate limit: GitHub's primary limit
