@@ -63,6 +63,18 @@
 // restores the contract; [ErrorFromResponse] classifies a response later.
 // Failures to obtain a token match [ErrToken] and nothing is sent.
 //
+// # With generated and third-party API clients
+//
+// Clients such as go-github, google.golang.org/api and oapi-codegen's
+// output read every response's status themselves (their own rate-limit and
+// error types), and otelhttp records it on its span. Give them
+// [Transport.Client] of a Transport made with [WithStatusErrors](false):
+// final responses then come back untouched, while refreshing, the replay
+// after a 401 and retries still happen underneath. [ErrorFromResponse]
+// gives this package's typed errors from a response when wanted. The
+// default stays: typed errors are what the SDK promises hand-written
+// clients.
+//
 // # Retries
 //
 // Requests that failed in a way a retry can fix (408, 429, 420, 5xx,
