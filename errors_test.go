@@ -16,7 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/oauthtransport/oauthtransport"
-	"github.com/oauthtransport/oauthtransport/internal/oauthtest"
+	"github.com/oauthtransport/oauthtransport/oauthtest"
 )
 
 func TestStatusErrors(t *testing.T) {

@@ -25,7 +25,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/oauthtransport/oauthtransport"
-	"github.com/oauthtransport/oauthtransport/internal/oauthtest"
+	"github.com/oauthtransport/oauthtransport/oauthtest"
 	"github.com/oauthtransport/oauthtransport/store"
 )
 

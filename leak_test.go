@@ -19,7 +19,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/oauthtransport/oauthtransport"
-	"github.com/oauthtransport/oauthtransport/internal/oauthtest"
+	"github.com/oauthtransport/oauthtransport/oauthtest"
 )
 
 func TestNoTokenOnRedirectToAnotherOrigin(t *testing.T) {

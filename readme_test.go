@@ -13,6 +13,7 @@ import (
 // import paths.
 var snippetImports = map[string]string{
 	"oauthtransport":    "github.com/oauthtransport/oauthtransport",
+	"oauthtest":         "github.com/oauthtransport/oauthtransport/oauthtest",
 	"store":             "github.com/oauthtransport/oauthtransport/store",
 	"redisstore":        "github.com/oauthtransport/oauthtransport/store/redisstore",
 	"oauth2":            "golang.org/x/oauth2",
@@ -38,21 +39,61 @@ func TestReadmeSnippetsCompile(t *testing.T) {
 	if len(snippets) == 0 {
 		t.Fatal("no Go snippet found")
 	}
-	root, _ := filepath.Abs(".")
-	dir := t.TempDir()
-	goMod := "module readme\n\ngo 1.26\n\nrequire github.com/oauthtransport/oauthtransport v0.0.0\n\nreplace github.com/oauthtransport/oauthtransport => " + root + "\n"
-	write(t, filepath.Join(dir, "go.mod"), goMod)
-	sum, _ := os.ReadFile("go.sum")
-	write(t, filepath.Join(dir, "go.sum"), string(sum))
+	dir := scratchModule(t)
 	for i, m := range snippets {
 		write(t, filepath.Join(dir, "s"+string(rune('a'+i)), "main.go"), asProgram(m[1]))
 	}
-	cmd := exec.Command("go", "build", "-mod=mod", "-o", os.DevNull, "./...")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := goCommand(dir, "build", "-o", os.DevNull, "./...").CombinedOutput(); err != nil {
 		t.Fatalf("a README snippet does not compile:\n%s", out)
 	}
+}
+
+// TestExamplesRunInAnEmptyModule copies each example, as a user would,
+// into a module of its own that uses this checkout, and runs it.
+func TestExamplesRunInAnEmptyModule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the go command")
+	}
+	t.Parallel()
+	dirs, _ := filepath.Glob("examples/*")
+	for _, ex := range dirs {
+		t.Run(filepath.Base(ex), func(t *testing.T) {
+			t.Parallel()
+			if _, err := exec.LookPath("redis-server"); err != nil && filepath.Base(ex) == "redisfleet" && os.Getenv("CI") != "true" {
+				t.Skip("needs redis-server (apt-get install redis-server)")
+			}
+			dir := scratchModule(t)
+			files, _ := filepath.Glob(filepath.Join(ex, "*.go"))
+			for _, f := range files {
+				src, _ := os.ReadFile(f)
+				write(t, filepath.Join(dir, filepath.Base(f)), string(src))
+			}
+			cmd := goCommand(dir, "run", ".")
+			cmd.Env = append(cmd.Env, "REDIS_ADDR=") // the Redis example starts its own
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s does not run on its own:\n%s", ex, out)
+			}
+		})
+	}
+}
+
+// scratchModule makes an empty module that requires this checkout of the
+// SDK, as a user's module would require a release.
+func scratchModule(t *testing.T) string {
+	root, _ := filepath.Abs(".")
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "go.mod"), "module scratch\n\ngo 1.26\n\nrequire github.com/oauthtransport/oauthtransport v0.0.0\n\n"+
+		"replace github.com/oauthtransport/oauthtransport => "+root+"\n")
+	sum, _ := os.ReadFile("go.sum")
+	write(t, filepath.Join(dir, "go.sum"), string(sum))
+	return dir
+}
+
+func goCommand(dir string, args ...string) *exec.Cmd {
+	cmd := exec.Command("go", append(args[:1:1], append([]string{"-mod=mod"}, args[1:]...)...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
+	return cmd
 }
 
 func asProgram(snippet string) string {

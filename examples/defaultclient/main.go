@@ -14,7 +14,7 @@ import (
 	"net/url"
 
 	"github.com/oauthtransport/oauthtransport"
-	"github.com/oauthtransport/oauthtransport/internal/oauthtest"
+	"github.com/oauthtransport/oauthtransport/oauthtest"
 )
 
 func main() {

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/oauthtransport/oauthtransport"
-	"github.com/oauthtransport/oauthtransport/internal/oauthtest"
+	"github.com/oauthtransport/oauthtransport/oauthtest"
 	"github.com/oauthtransport/oauthtransport/store"
 )
 

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/oauthtransport/oauthtransport"
-	"github.com/oauthtransport/oauthtransport/internal/oauthtest"
+	"github.com/oauthtransport/oauthtransport/oauthtest"
 )
 
 func main() {

@@ -9,17 +9,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oauthtransport/oauthtransport"
-	"github.com/oauthtransport/oauthtransport/internal/oauthtest"
-	"github.com/oauthtransport/oauthtransport/internal/redistest"
+	"github.com/oauthtransport/oauthtransport/oauthtest"
 	"github.com/oauthtransport/oauthtransport/store/redisstore"
 )
 
@@ -66,15 +68,34 @@ func main() {
 	fmt.Printf("token endpoint calls for %d replicas (the first token and one refresh): %d\n", replicas, idp.TokenCalls())
 }
 
-// redisOptions connects to REDIS_ADDR, or starts a private redis-server.
+// redisOptions connects to REDIS_ADDR, or starts a private redis-server on
+// a unix socket (apt-get install redis-server).
 func redisOptions() (*redis.Options, func()) {
 	if addr := os.Getenv("REDIS_ADDR"); addr != "" {
-		return redistest.Options(addr), func() {}
+		if o, err := redis.ParseURL(addr); err == nil {
+			return o, func() {}
+		}
+		return &redis.Options{Addr: addr}, func() {}
 	}
-	srv, err := redistest.Run()
+	dir, err := os.MkdirTemp("", "redisfleet")
 	if err != nil {
-		log.Fatalf("set REDIS_ADDR, or: %v", err)
+		log.Fatal(err)
 	}
-	fmt.Println("started redis-server on", srv.Socket)
-	return srv.Options(), srv.Stop
+	sock := filepath.Join(dir, "redis.sock")
+	cmd := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700", "--dir", dir, "--save", "")
+	if err := cmd.Start(); err != nil {
+		log.Fatalf("set REDIS_ADDR, or install redis-server: %v", err)
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = os.RemoveAll(dir) }
+	opts := &redis.Options{Network: "unix", Addr: sock}
+	c := redis.NewClient(opts)
+	defer c.Close()
+	for start := time.Now(); c.Ping(context.Background()).Err() != nil; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			stop()
+			log.Fatal("redis-server did not start")
+		}
+	}
+	fmt.Println("started redis-server on", sock)
+	return opts, stop
 }

@@ -1,12 +1,25 @@
-// Package oauthtest runs an in-process OAuth2 authorization server and a
-// protected API on loopback, for tests, examples and benchmarks.
+// Package oauthtest runs an OAuth2 authorization server and a protected
+// API in process, on loopback, for your own tests and examples, in the
+// manner of net/http/httptest.
 //
-// The token endpoint (/token) serves the client-credentials grant and the
-// refresh-token grant with rotation and reuse detection (RFC 6749 §10.4:
-// presenting a refresh token that was already rotated revokes its family).
-// The API (/api/...) accepts only live access tokens and echoes what it
-// received. Knobs inject faults: failing token responses, a slow token
-// endpoint, revocation, rejection of every token.
+//	srv := oauthtest.NewServer(t, oauthtest.Lifetime(time.Minute))
+//	tr, _ := oauthtransport.New(oauthtransport.ClientCredentials(srv.ClientCredentials()))
+//	resp, err := tr.Client().Get(srv.APIURL + "things")
+//
+// The token endpoint (TokenURL) serves the client-credentials grant and
+// the refresh-token grant with rotation and reuse detection (RFC 6749
+// §10.4, RFC 9700: presenting a refresh token that was already rotated
+// revokes its whole family), optionally with a rotation grace period. The
+// revocation endpoint (RevokeURL, RFC 7009) revokes an access token or a
+// refresh token's family. The API (APIURL) accepts only live access
+// tokens and echoes what it received as JSON (APIResponse).
+//
+// Knobs inject faults: scripted token endpoint failures (FailTokens), a
+// slow token endpoint (TokenDelay), revocation (Revoke, RevokeAll), an API
+// that rejects every token (AlwaysReject), clients that must send their
+// secret in the body (ClientSecretPostOnly). Counters tell what happened:
+// TokenCalls, APICalls, APIRejected, Reuses. Every method is safe for
+// concurrent use.
 package oauthtest
 
 import (
@@ -36,8 +49,9 @@ const (
 // for concurrent use.
 type Server struct {
 	*httptest.Server
-	TokenURL string
-	APIURL   string
+	TokenURL  string // the token endpoint
+	RevokeURL string // the RFC 7009 revocation endpoint
+	APIURL    string // the protected API; any path below it
 
 	tokenCalls, apiCalls, apiRejected, reuses atomic.Int64
 
@@ -107,9 +121,11 @@ func New(opts ...Option) *Server {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", s.serveToken)
+	mux.HandleFunc("POST /revoke", s.serveRevoke)
 	mux.HandleFunc("/api/", s.serveAPI)
 	s.Server = httptest.NewServer(mux)
 	s.TokenURL = s.URL + "/token"
+	s.RevokeURL = s.URL + "/revoke"
 	s.APIURL = s.URL + "/api/"
 	return s
 }
@@ -301,6 +317,23 @@ func (s *Server) issue(w http.ResponseWriter, fam *family, scope string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// serveRevoke revokes an access token, or a refresh token's family (RFC
+// 7009): unknown tokens are not an error.
+func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	if id, secret, ok := r.BasicAuth(); !ok || id != ClientID || secret != ClientSecret {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret")
+		return
+	}
+	tok := r.PostFormValue("token")
+	s.mu.Lock()
+	delete(s.access, tok)
+	if fam, ok := s.refresh[tok]; ok {
+		fam.revoked = true
+	}
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
 }
 
 // APIResponse is what the API answers to an accepted request.
