@@ -23,8 +23,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/oauthtransport/oauthtransport"
-	"github.com/oauthtransport/oauthtransport/oauthtest"
 	"github.com/oauthtransport/oauthtransport/internal/redistest"
+	"github.com/oauthtransport/oauthtransport/oauthtest"
 	"github.com/oauthtransport/oauthtransport/store"
 	"github.com/oauthtransport/oauthtransport/store/redisstore"
 )
