@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // flight is one refresh. c and err are set before done is closed.
@@ -39,6 +41,7 @@ var closedFlight = func() *flight {
 type ask struct {
 	background bool
 	replace    *credential
+	parent     trace.SpanContext // the asking request's span, for the fetch's
 }
 
 // join returns the refresh in flight, starting one if none runs.
@@ -120,7 +123,7 @@ func (k *credentialCache) await(ctx context.Context, f *flight) (*credential, er
 		if f.c.load() == stale {
 			// An adopted token that is already stale: requests that came
 			// during the flight could not start a refresh.
-			k.refreshInBackground()
+			k.refreshInBackground(ctx)
 		}
 		return f.c, nil
 	case <-ctx.Done():
@@ -173,6 +176,8 @@ func (k *credentialCache) refreshAfterClose(ctx context.Context, a ask) (*creden
 // the outcome for the failure cool-down.
 func (k *credentialCache) refreshProtected(ctx context.Context, a ask) (*credential, error) {
 	var c *credential
+	before, start := k.cur.Load(), time.Now()
+	ctx, span := k.env.tel.fetchSpan(ctx, a.parent, a.background)
 	err := protect(ctx, k.env.log, "a token refresh (Source, Store, Locker or WithAuthorization)", k.secrets(), func() error {
 		var err error
 		c, err = k.refresh(ctx, a)
@@ -183,9 +188,24 @@ func (k *credentialCache) refreshProtected(ctx context.Context, a ask) (*credent
 		if !c.late {
 			k.failure.reset()
 		}
+		k.env.tel.endFetch(ctx, span, start, outcome(c, before), c.fp, a.background)
 		return c, nil
 	case errors.Is(err, errClosed):
+		span.End()
 		return nil, err
 	}
+	k.env.tel.endFetch(ctx, span, start, "error", "", a.background)
 	return nil, k.failed(asTokenError(err).withoutSecrets(k.secrets()...), a.background)
+}
+
+// outcome names what a refresh did: fetched a token, adopted one from the
+// store, or found the current one still good.
+func outcome(c, before *credential) string {
+	switch {
+	case c == before:
+		return "current"
+	case c.fetched:
+		return "ok"
+	}
+	return "adopted"
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/oauth2"
 
 	"github.com/oauthtransport/oauthtransport/store"
@@ -49,6 +51,8 @@ type options struct {
 	authorization func(*oauth2.Token) string
 	tokenChange   func(key string, tok *oauth2.Token)
 	tokenClient   *http.Client
+	meters        metric.MeterProvider
+	tracers       trace.TracerProvider
 	// refreshTimeout bounds one refresh (lock, store and token endpoint).
 	refreshTimeout time.Duration
 	errs           []error
@@ -252,6 +256,36 @@ func WithTokenClient(c *http.Client) Option {
 			return
 		}
 		o.tokenClient = c
+	}
+}
+
+// WithMeterProvider records metrics through mp, all named oauthtransport.*:
+// token fetches by outcome (ok, error, adopted) and mode (foreground,
+// background) and their duration; requests that waited for a token and for
+// how long; 401 replays; invalidations; retries by reason (the status, or
+// "network"); rate-limit waits and fail-fasts. Without it nothing is
+// recorded; the global provider is never used. No attribute holds a token.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *options) {
+		if mp == nil {
+			o.errs = append(o.errs, errors.New("WithMeterProvider: nil provider"))
+			return
+		}
+		o.meters = mp
+	}
+}
+
+// WithTracerProvider records a span per token fetch through tp
+// ("oauthtransport.token.fetch", with its mode, outcome and the new
+// token's fingerprint), a child of the request that asked for the token.
+// Without it nothing is recorded; the global provider is never used.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) {
+		if tp == nil {
+			o.errs = append(o.errs, errors.New("WithTracerProvider: nil provider"))
+			return
+		}
+		o.tracers = tp
 	}
 }
 

@@ -63,6 +63,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/oauthtransport/oauthtransport/store"
 )
 
@@ -109,6 +111,7 @@ type env struct {
 	sched schedulePolicy
 	// tokenClient sends the built-in sources' token requests.
 	tokenClient *http.Client
+	tel         *telemetry
 }
 
 // lostAnswer is a refresh token presented by a refresh whose answer never
@@ -141,7 +144,7 @@ func (k *credentialCache) current(ctx context.Context) (*credential, error) {
 		case fresh:
 			return c, nil
 		case stale:
-			k.refreshInBackground()
+			k.refreshInBackground(ctx)
 			return c, nil
 		}
 	}
@@ -150,20 +153,28 @@ func (k *credentialCache) current(ctx context.Context) (*credential, error) {
 
 // refreshInBackground starts one refresh unless one runs, the last one
 // failed recently, or the transport is closed.
-func (k *credentialCache) refreshInBackground() {
+func (k *credentialCache) refreshInBackground(ctx context.Context) {
 	if k.refreshing.Load() || k.env.life.closed.Load() {
 		return
 	}
 	if nb := k.failure.notBefore.Load(); nb != 0 && time.Now().UnixNano() < nb {
 		return
 	}
-	_, _ = k.join(ask{background: true})
+	_, _ = k.join(ask{background: true, parent: trace.SpanContextFromContext(ctx)})
 }
 
 // wait blocks until the refresh in flight (started if needed) installs a
 // token, ctx is done, or the refresh timeout passes.
 func (k *credentialCache) wait(ctx context.Context) (*credential, error) {
 	k.env.stats.waits.Add(1)
+	start := time.Now()
+	c, err := k.waitLoop(ctx)
+	k.env.tel.waits.Add(ctx, 1)
+	k.env.tel.waitTime.Record(ctx, time.Since(start).Seconds())
+	return c, err
+}
+
+func (k *credentialCache) waitLoop(ctx context.Context) (*credential, error) {
 	for {
 		if c := k.cur.Load(); c != nil && c.load() != expired {
 			return c, nil
@@ -172,9 +183,9 @@ func (k *credentialCache) wait(ctx context.Context) (*credential, error) {
 			return nil, err
 		}
 		if k.env.life.closed.Load() {
-			return k.refreshAfterClose(ctx, ask{})
+			return k.refreshAfterClose(ctx, ask{parent: trace.SpanContextFromContext(ctx)})
 		}
-		f, err := k.join(ask{})
+		f, err := k.join(ask{parent: trace.SpanContextFromContext(ctx)})
 		if err != nil {
 			return nil, err
 		}
@@ -196,9 +207,10 @@ func (k *credentialCache) renew(ctx context.Context) (*credential, error) {
 		}
 		var c *credential
 		var err error
+		a := ask{replace: held, parent: trace.SpanContextFromContext(ctx)}
 		if k.env.life.closed.Load() {
-			c, err = k.refreshAfterClose(ctx, ask{replace: held})
-		} else if f, jerr := k.join(ask{replace: held}); jerr != nil {
+			c, err = k.refreshAfterClose(ctx, a)
+		} else if f, jerr := k.join(a); jerr != nil {
 			return nil, jerr
 		} else {
 			c, err = k.await(ctx, f)
@@ -223,6 +235,7 @@ func (k *credentialCache) invalidate(ctx context.Context, c *credential) {
 	if cleared {
 		c.disarm()
 		k.env.stats.invalidations.Add(1)
+		k.env.tel.invalidations.Add(ctx, 1)
 	}
 	k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token rejected",
 		slog.String("token", c.fp), slog.Bool("cleared", cleared))
@@ -442,6 +455,7 @@ func (k *credentialCache) install(rec *record, fetched bool) (*credential, error
 	if err != nil {
 		return nil, err
 	}
+	c.fetched = fetched
 	c.arm(time.Now(), k.env.sched, fetched)
 	if old := k.cur.Swap(c); old != nil {
 		old.disarm()

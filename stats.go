@@ -12,10 +12,14 @@ type Stats struct {
 	Invalidations       int64 // tokens dropped after a 401
 	Replays             int64 // requests sent again with a new token after a 401
 	Waits               int64 // requests and Token calls that had to wait for a token
+	Retries             int64 // requests sent again after a retryable failure
+	RateLimitWaits      int64 // of those, after a rate limit
+	RateLimitFailFasts  int64 // rate limits not waited for: past MaxRetryAfter or the deadline
 }
 
 type stats struct {
 	fetches, background, adopted, failures, invalidations, replays, waits atomic.Int64
+	retries, limitWaits, limitFailFasts                                   atomic.Int64
 }
 
 // Stats returns the counters so far. It is safe to call at any time.
@@ -29,5 +33,8 @@ func (t *Transport) Stats() Stats {
 		Invalidations:       s.invalidations.Load(),
 		Replays:             s.replays.Load(),
 		Waits:               s.waits.Load(),
+		Retries:             s.retries.Load(),
+		RateLimitWaits:      s.limitWaits.Load(),
+		RateLimitFailFasts:  s.limitFailFasts.Load(),
 	}
 }

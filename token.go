@@ -32,6 +32,8 @@ type credential struct {
 	late bool
 	// accepted: a response other than 401 came back for it.
 	accepted atomic.Bool
+	// fetched: obtained from the Source, not adopted from the store.
+	fetched bool
 }
 
 // tokenState is where a credential is in its life.

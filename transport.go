@@ -57,7 +57,8 @@ func New(src Source, opts ...Option) (*Transport, error) {
 	}
 	e := &env{opts: &t.opts, log: log, stats: &t.stats, life: t.life,
 		sched:       schedulePolicy{window: o.window, windowSet: o.windowSet, skew: o.skew},
-		tokenClient: newTokenClient(o.tokenClient, o.insecureHTTP)}
+		tokenClient: newTokenClient(o.tokenClient, o.insecureHTTP),
+		tel:         newTelemetry(o.meters, o.tracers)}
 	s := o.store
 	if s == nil {
 		s = store.NewMemory()
@@ -222,6 +223,7 @@ func (a *attempt) decide(resp *http.Response, err error) (step, *http.Response, 
 	case stopBody:
 		return a.notReplayable(resp, err, v)
 	default:
+		a.t.countFailFast(a.req.Context(), v, stop)
 		if err != nil {
 			return stepDone, nil, giveUp(a.req, err, a.sends, stop)
 		}
@@ -232,6 +234,7 @@ func (a *attempt) decide(resp *http.Response, err error) (step, *http.Response, 
 	}
 	a.wait = wait
 	a.logRetry(resp, v)
+	a.t.countRetry(a.req.Context(), resp, v)
 	return stepRetry, nil, nil
 }
 
@@ -269,6 +272,7 @@ func (a *attempt) unauthorized(resp *http.Response) (step, *http.Response, error
 	drain(resp)
 	a.replayed = true
 	a.t.stats.replays.Add(1)
+	a.t.cache.env.tel.replays.Add(a.req.Context(), 1)
 	return stepReplay, nil, nil
 }
 
