@@ -31,7 +31,7 @@ func sums(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
 				for _, p := range d.DataPoints {
 					key := m.Name
 					for _, kv := range p.Attributes.ToSlice() {
-						key += " " + string(kv.Key) + "=" + kv.Value.Emit()
+						key += " " + string(kv.Key) + "=" + kv.Value.String()
 					}
 					out[key] += p.Value
 				}
@@ -96,7 +96,7 @@ func TestOpenTelemetry(t *testing.T) {
 	for _, s := range fetchSpans {
 		var fp string
 		for _, kv := range s.Attributes() {
-			assert.NotContains(t, kv.Value.Emit(), tok.AccessToken)
+			assert.NotContains(t, kv.Value.String(), tok.AccessToken)
 			if kv.Key == "oauthtransport.token" {
 				fp = kv.Value.AsString()
 			}
