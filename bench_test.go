@@ -4,12 +4,15 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/oauthtransport/oauthtransport"
+	"github.com/oauthtransport/oauthtransport/store"
 )
 
 // okBase answers every request with a 200 and allocates only the response.
@@ -96,3 +99,57 @@ func BenchmarkRoundTripParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRoundTripKeyed is the hot path of a keyed Transport holding
+// 100,000 keys, beside the single-token Transport, and reports the heap
+// each cached key costs beyond its token and header value.
+func BenchmarkRoundTripKeyed(b *testing.B) {
+	n := keyedBenchKeys
+	src := oauthtransport.SourceFunc(func(context.Context, *oauth2.Token) (*oauth2.Token, error) { return freshToken(), nil })
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	tr, err := oauthtransport.NewKeyed(func(string) (oauthtransport.Source, error) { return src, nil },
+		oauthtransport.WithBase(okBase{header: http.Header{}}), oauthtransport.WithMaxTokens(n),
+		oauthtransport.WithStore(discardStore{}, "k")) // the tokens live elsewhere (Redis, SQL): count the cache only
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = tr.Close() })
+	ctxs := make([]context.Context, n)
+	for i := range ctxs {
+		ctxs[i] = oauthtransport.WithKey(context.Background(), "user-"+strconv.Itoa(i))
+		if _, err := tr.Token(ctxs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	tok := freshToken()
+	own := int64(len(tok.AccessToken) + len("Bearer "+tok.AccessToken) + 16 + 8) // token and header bytes, the key and its context
+	perKey := int64(after.HeapAlloc-before.HeapAlloc)/int64(n) - own
+	req := benchRequest().WithContext(ctxs[n/2])
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	b.ReportMetric(float64(perKey), "bytes/key")
+	runtime.KeepAlive(ctxs)
+}
+
+// keyedBenchKeys is how many keys BenchmarkRoundTripKeyed holds.
+var keyedBenchKeys = 100_000
+
+// discardStore keeps nothing, as far as this process's memory goes.
+type discardStore struct{}
+
+func (discardStore) Load(context.Context, string) (*oauth2.Token, error) {
+	return nil, store.ErrNotFound
+}
+func (discardStore) Save(context.Context, string, *oauth2.Token) error { return nil }
+func (discardStore) Delete(context.Context, string) error              { return nil }

@@ -154,12 +154,18 @@ func (k *credentialCache) abandon(ctx context.Context, f *flight) {
 // refreshAfterClose refreshes in the caller's goroutine, under the
 // caller's context, one caller at a time.
 func (k *credentialCache) refreshAfterClose(ctx context.Context, a ask) (*credential, error) {
+	k.mu.Lock()
+	if k.afterClose == nil {
+		k.afterClose = make(chan struct{}, 1)
+	}
+	sem := k.afterClose
+	k.mu.Unlock()
 	select {
-	case k.afterClose <- struct{}{}:
+	case sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("oauthtransport: waiting for a token: %w", context.Cause(ctx))
 	}
-	defer func() { <-k.afterClose }()
+	defer func() { <-sem }()
 	if c := k.cur.Load(); c != nil && c != a.replace && c.load() != expired {
 		return c, nil
 	}

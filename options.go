@@ -51,6 +51,7 @@ type options struct {
 	authorization func(*oauth2.Token) string
 	tokenChange   func(key string, tok *oauth2.Token)
 	tokenClient   *http.Client
+	maxTokens     int
 	meters        metric.MeterProvider
 	tracers       trace.TracerProvider
 	// refreshTimeout bounds one refresh (lock, store and token endpoint).
@@ -64,6 +65,7 @@ func defaultOptions() options {
 		key:            DefaultStoreKey,
 		skew:           DefaultExpirySkew,
 		statusErrors:   true,
+		maxTokens:      DefaultMaxTokens,
 		refreshTimeout: defaultRefreshTimeout,
 	}
 }

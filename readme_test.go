@@ -109,7 +109,8 @@ func asProgram(snippet string) string {
 			imports = append(imports, `"`+path+`"`)
 		}
 	}
-	return "package main\n\nimport (\n\t" + strings.Join(imports, "\n\t") + "\n)\n\nfunc main() {\n" + snippet + "}\n"
+	return "package main\n\nimport (\n\t" + strings.Join(imports, "\n\t") + "\n)\n\nfunc main() {\n" + snippet + "}\n\n" +
+		"func lookUpRefreshToken(string) (string, error) { return \"\", nil } // what README snippets leave to the reader\n"
 }
 
 func write(t *testing.T, path, content string) {

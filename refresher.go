@@ -76,7 +76,8 @@ type credentialCache struct {
 	src    Source
 	store  store.Store
 	locker store.Locker // store as a Locker, or nil
-	key    string
+	key    string       // the store key
+	name   string       // the key WithTokenChange names: the store key, or the WithKey key
 
 	cur  atomic.Pointer[credential] // the token in use; nil when none or rejected
 	seen atomic.Pointer[record]     // the newest token known; kept when cur is cleared
@@ -89,7 +90,7 @@ type credentialCache struct {
 	fl         *flight       // the refresh in flight, nil when none
 	stuck      *flight       // an abandoned refresh that may still spend a refresh token
 	refreshing atomic.Bool   // fl != nil, read on the hot path
-	afterClose chan struct{} // one refresh at a time once Close has run
+	afterClose chan struct{} // one refresh at a time once Close has run; made then
 
 	hookMu         sync.Mutex // one WithTokenChange call at a time
 	failure        failureState
@@ -112,6 +113,10 @@ type env struct {
 	// tokenClient sends the built-in sources' token requests.
 	tokenClient *http.Client
 	tel         *telemetry
+	store       store.Store
+	// clock: credentials read it instead of owning timers (a keyed
+	// Transport: no timer per idle key); nil otherwise.
+	clock *coarseClock
 }
 
 // lostAnswer is a refresh token presented by a refresh whose answer never
@@ -130,7 +135,7 @@ const spentPatience = 10 * time.Minute
 var errClosed = errors.New("oauthtransport: transport closed")
 
 func newCredentialCache(e *env, src Source, s store.Store, key string) *credentialCache {
-	k := &credentialCache{env: e, src: src, store: s, key: key, afterClose: make(chan struct{}, 1)}
+	k := &credentialCache{env: e, src: src, store: s, key: key, name: key}
 	k.locker, _ = s.(store.Locker)
 	return k
 }
@@ -456,7 +461,7 @@ func (k *credentialCache) install(rec *record, fetched bool) (*credential, error
 		return nil, err
 	}
 	c.fetched = fetched
-	c.arm(time.Now(), k.env.sched, fetched)
+	c.arm(time.Now(), k.env.sched, fetched, k.env.clock)
 	if old := k.cur.Swap(c); old != nil {
 		old.disarm()
 	}
@@ -474,7 +479,7 @@ func (k *credentialCache) announce(rec *record) {
 	k.hookMu.Lock()
 	defer k.hookMu.Unlock()
 	_ = protect(context.Background(), k.env.log, "the WithTokenChange function", k.secrets(), func() error {
-		f(k.key, store.Clone(rec.tok))
+		f(k.name, store.Clone(rec.tok))
 		return nil
 	})
 }

@@ -99,7 +99,7 @@ func (t *Transport) countRetry(ctx context.Context, resp *http.Response, v verdi
 		reason = strconv.Itoa(resp.StatusCode)
 	}
 	t.stats.retries.Add(1)
-	tel := t.cache.env.tel
+	tel := t.env.tel
 	tel.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
 	if v.kind == kindRateLimit {
 		t.stats.limitWaits.Add(1)
@@ -111,6 +111,6 @@ func (t *Transport) countRetry(ctx context.Context, resp *http.Response, v verdi
 func (t *Transport) countFailFast(ctx context.Context, v verdict, why stopReason) {
 	if v.kind == kindRateLimit && (why == stopHint || why == stopDeadline) {
 		t.stats.limitFailFasts.Add(1)
-		t.cache.env.tel.limitFailFast.Add(ctx, 1)
+		t.env.tel.limitFailFast.Add(ctx, 1)
 	}
 }

@@ -24,9 +24,13 @@ type credential struct {
 	scheme string   // the first word of auth
 	fp     string   // fingerprint for logs
 
-	state       atomic.Uint32 // a tokenState
+	state       atomic.Uint32 // a tokenState, moved by the timers
 	staleTimer  *time.Timer
 	expireTimer *time.Timer
+	// With a clock (a keyed Transport), there are no timers: the state is
+	// read from the clock against staleAt and expireAt (Unix ns, 0: never).
+	clock             *coarseClock
+	staleAt, expireAt int64
 	// late: the token was already expired when it arrived (a negative
 	// expires_in, a JWT exp in the past): used as stale, never expiring.
 	late bool
@@ -55,7 +59,22 @@ func (s tokenState) String() string {
 	return "expired"
 }
 
-func (c *credential) load() tokenState { return tokenState(c.state.Load()) }
+func (c *credential) load() tokenState {
+	if c.clock == nil {
+		return tokenState(c.state.Load())
+	}
+	if c.late {
+		return stale
+	}
+	now := c.clock.read()
+	switch {
+	case c.expireAt != 0 && now >= c.expireAt:
+		return expired
+	case c.staleAt != 0 && now >= c.staleAt:
+		return stale
+	}
+	return fresh
+}
 
 // record is a token with the bookkeeping that orders it among the tokens
 // of one key (see [store.Meta]).
@@ -161,8 +180,13 @@ func invalidHeaderByte(v string) int {
 // runs before c is published. A token that has just arrived (fetched)
 // already expired is used all the same, as stale: the server's clock or
 // ours is off, and refusing it would turn every request into a fetch.
-func (c *credential) arm(now time.Time, p schedulePolicy, fetched bool) {
+func (c *credential) arm(now time.Time, p schedulePolicy, fetched bool, clock *coarseClock) {
 	staleAt, expireAt := schedule(c.rec.tok, now, p, rand.Float64())
+	if clock != nil {
+		c.clock, c.staleAt, c.expireAt = clock, unixNano(staleAt), unixNano(expireAt)
+		c.late = fetched && c.expireAt != 0 && now.UnixNano() >= c.expireAt
+		return
+	}
 	switch {
 	case !expireAt.IsZero() && !now.Before(expireAt) && fetched:
 		c.late = true
@@ -179,6 +203,13 @@ func (c *credential) arm(now time.Time, p schedulePolicy, fetched bool) {
 	if !expireAt.IsZero() {
 		c.expireTimer = time.AfterFunc(expireAt.Sub(now), func() { c.state.Store(uint32(expired)) })
 	}
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // disarm stops c's timers once it is no longer current.

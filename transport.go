@@ -24,7 +24,9 @@ import (
 // background work with [Transport.Close].
 type Transport struct {
 	opts   options
-	cache  *credentialCache // the token, its refresh and its store
+	env    *env
+	cache  *credentialCache // the token, its refresh and its store (New)
+	keyed  *keyedCaches     // one cache per key (NewKeyed)
 	authz  authorizer       // how a credential goes on a request
 	retry  RetryPolicy
 	budget *retryBudget
@@ -37,14 +39,20 @@ type Transport struct {
 // error only for invalid options; no token is fetched until the first
 // request (or [Transport.Token]).
 func New(src Source, opts ...Option) (*Transport, error) {
+	if src == nil {
+		opts = append(opts, func(o *options) { o.errs = append(o.errs, errors.New("nil Source")) })
+	}
+	return newTransport(src, false, opts...)
+}
+
+// newTransport makes a single-token Transport for src, or the shared parts
+// of a keyed one.
+func newTransport(src Source, keyed bool, opts ...Option) (*Transport, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
 		}
-	}
-	if src == nil {
-		o.errs = append(o.errs, fmt.Errorf("nil Source"))
 	}
 	if err := o.validate(); err != nil {
 		return nil, err
@@ -55,15 +63,19 @@ func New(src Source, opts ...Option) (*Transport, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	e := &env{opts: &t.opts, log: log, stats: &t.stats, life: t.life,
-		sched:       schedulePolicy{window: o.window, windowSet: o.windowSet, skew: o.skew},
-		tokenClient: newTokenClient(o.tokenClient, o.insecureHTTP),
-		tel:         newTelemetry(o.meters, o.tracers)}
 	s := o.store
 	if s == nil {
 		s = store.NewMemory()
 	}
-	t.cache = newCredentialCache(e, src, s, o.key)
+	t.env = &env{opts: &t.opts, log: log, stats: &t.stats, life: t.life, store: s,
+		sched:       schedulePolicy{window: o.window, windowSet: o.windowSet, skew: o.skew},
+		tokenClient: newTokenClient(o.tokenClient, o.insecureHTTP),
+		tel:         newTelemetry(o.meters, o.tracers)}
+	if keyed {
+		t.env.clock = startClock(t.life)
+	} else {
+		t.cache = newCredentialCache(t.env, src, s, o.key)
+	}
 	t.close = sync.OnceValue(t.shutdown)
 	return t, nil
 }
@@ -76,7 +88,11 @@ func (t *Transport) Client() *http.Client {
 // Token returns a copy of a valid token, fetching or refreshing one if
 // needed. Changing the copy changes nothing inside t.
 func (t *Transport) Token(ctx context.Context) (*oauth2.Token, error) {
-	c, err := t.cache.current(ctx)
+	k, err := t.cacheFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := k.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +104,11 @@ func (t *Transport) Token(ctx context.Context) (*oauth2.Token, error) {
 // else (so the Source is still called once at a time), and respects the
 // failure cool-down: during one it returns the error that started it.
 func (t *Transport) Refresh(ctx context.Context) (*oauth2.Token, error) {
-	c, err := t.cache.renew(ctx)
+	k, err := t.cacheFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := k.renew(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +122,7 @@ func (t *Transport) CloseIdleConnections() {
 	if c, ok := t.opts.base.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
-	t.cache.env.tokenClient.CloseIdleConnections()
+	t.env.tokenClient.CloseIdleConnections()
 }
 
 // Close stops background refreshes and waits for them to end, then writes
@@ -122,10 +142,10 @@ func (t *Transport) shutdown() error {
 	t.life.stop()
 	bound := min(t.opts.refreshTimeout, 5*time.Second)
 	if !t.life.join(time.Now().Add(bound)) {
-		t.cache.env.log.LogAttrs(context.Background(), slog.LevelWarn,
+		t.env.log.LogAttrs(context.Background(), slog.LevelWarn,
 			"oauthtransport: closing: a refresh is still running (a Source or store ignoring its context); not waiting for it")
 	}
-	return t.cache.flush(time.Now().Add(bound))
+	return t.flushAll(time.Now().Add(bound))
 }
 
 // RoundTrip sends req with a token and returns the final response.
@@ -147,12 +167,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, &insecureError{method: req.Method, url: redactURL(req.URL)}
 	}
-	c, err := t.cache.current(req.Context())
+	k, err := t.cacheFor(req.Context())
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	a := attempt{t: t, req: req, c: c}
+	c, err := k.current(req.Context())
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	a := attempt{t: t, k: k, req: req, c: c}
 	out := t.authz.authorize(req, req.Body, c)
 	for {
 		a.sends++
@@ -181,9 +206,10 @@ func (t *Transport) send(out *http.Request) (*http.Response, error) {
 // attempt is one RoundTrip's state across the requests it sends.
 type attempt struct {
 	t        *Transport
-	req      *http.Request // the caller's request, never modified
-	c        *credential   // the credential of the last send
-	sends    int           // requests sent so far
+	k        *credentialCache // the request's key
+	req      *http.Request    // the caller's request, never modified
+	c        *credential      // the credential of the last send
+	sends    int              // requests sent so far
 	retries  int
 	replayed bool          // the one replay after a 401 happened
 	wait     time.Duration // before the next retry
@@ -248,7 +274,7 @@ func (a *attempt) logRetry(resp *http.Response, v verdict) {
 			header = hintHeader(resp.Header)
 		}
 	}
-	a.t.cache.env.log.LogAttrs(a.req.Context(), level, "oauthtransport: retrying",
+	a.k.env.log.LogAttrs(a.req.Context(), level, "oauthtransport: retrying",
 		slog.String("method", a.req.Method), slog.String("url", redactURL(a.req.URL)), slog.Int("attempt", a.sends+1),
 		slog.Duration("wait", a.wait), slog.Duration("server_hint", v.hint), slog.String("hint_header", header))
 }
@@ -261,10 +287,10 @@ func (a *attempt) unauthorized(resp *http.Response) (step, *http.Response, error
 	case rejectFinal:
 		return a.finish(resp, v)
 	case rejectRenew:
-		if !a.t.cache.mayRenew(a.c) {
+		if !a.k.mayRenew(a.c) {
 			return a.finish(resp, v)
 		}
-		a.t.cache.invalidate(a.req.Context(), a.c)
+		a.k.invalidate(a.req.Context(), a.c)
 	}
 	if !rewindable(a.req) {
 		return a.notReplayable(resp, nil, v)
@@ -272,7 +298,7 @@ func (a *attempt) unauthorized(resp *http.Response) (step, *http.Response, error
 	drain(resp)
 	a.replayed = true
 	a.t.stats.replays.Add(1)
-	a.t.cache.env.tel.replays.Add(a.req.Context(), 1)
+	a.k.env.tel.replays.Add(a.req.Context(), 1)
 	return stepReplay, nil, nil
 }
 
@@ -286,7 +312,7 @@ func (a *attempt) again(next step) (*http.Request, error) {
 		}
 		a.retries++
 	}
-	c, err := a.t.cache.current(ctx)
+	c, err := a.k.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +322,7 @@ func (a *attempt) again(next step) (*http.Request, error) {
 	}
 	a.c = c
 	if next == stepReplay {
-		a.t.cache.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: replaying request with a new token",
+		a.k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: replaying request with a new token",
 			slog.String("method", a.req.Method), slog.String("url", redactURL(a.req.URL)), slog.String("token", c.fp))
 	}
 	return a.t.authz.authorize(a.req, body, c), nil
