@@ -31,7 +31,7 @@ import (
 
 func TestRefreshReturnsANewTokenOnce(t *testing.T) {
 	t.Parallel()
-	srv := oauthtest.NewServer(t)
+	srv := oauthtest.NewServer(t, oauthtest.TokenDelay(300*time.Millisecond))
 	rt := srv.IssueRefreshToken()
 	var mu sync.Mutex
 	var changes []string
@@ -43,16 +43,21 @@ func TestRefreshReturnsANewTokenOnce(t *testing.T) {
 	first, err := tr.Token(context.Background())
 	require.NoError(t, err)
 
+	// All ask while the first refresh is in flight (it takes 300 ms): they
+	// share it. A Refresh asked after one ended would fetch again, rightly.
 	var wg sync.WaitGroup
+	start := make(chan struct{})
 	got := make([]*oauth2.Token, 20)
 	for i := range got {
 		wg.Go(func() {
+			<-start
 			tok, err := tr.Refresh(context.Background())
 			if assert.NoError(t, err) {
 				got[i] = tok
 			}
 		})
 	}
+	close(start)
 	wg.Wait()
 	for _, tok := range got {
 		require.NotNil(t, tok)

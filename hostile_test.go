@@ -120,10 +120,12 @@ func TestEchoedAccessTokenIsRedactedBeforeTheCut(t *testing.T) {
 	}))
 	t.Cleanup(api.Close)
 
-	_, err := get(t, newTransport(t, src).Client(), api.URL)
+	var logs logBuffer
+	_, err := get(t, newTransport(t, src, oauthtransport.WithLogger(logs.logger())).Client(), api.URL)
 	var fe *oauthtransport.ForbiddenError
 	require.ErrorAs(t, err, &fe)
 	assertNoSecret(t, "the error", err.Error(), long)
+	assertNoSecret(t, "the log", logs.String(), long)
 	assertNoSecret(t, "the body", string(fe.Body), long)
 	assert.Contains(t, fe.Message, "[REDACTED]")
 
@@ -291,11 +293,14 @@ func TestTokenAHeaderCannotCarryIsRefused(t *testing.T) {
 		writeJSON(w, 200, map[string]any{"access_token": "abc\r\nX-Injected: 1", "token_type": "Bearer", "expires_in": 3600})
 	})
 	api := newEchoAPI(t, func(int) bool { return false })
-	_, err := get(t, newTransport(t, oauthtransport.ClientCredentials(ccConfig(srv.URL))).Client(), api.srv.URL)
+	var logs logBuffer
+	_, err := get(t, newTransport(t, oauthtransport.ClientCredentials(ccConfig(srv.URL)), oauthtransport.WithLogger(logs.logger())).Client(), api.srv.URL)
 	var te *oauthtransport.TokenError
 	require.ErrorAs(t, err, &te)
 	assert.Contains(t, err.Error(), "cannot be sent in an Authorization header")
 	assert.NotContains(t, err.Error(), "X-Injected")
+	assertNoSecret(t, "the log", logs.String(), clientSecret)
+	assert.NotContains(t, logs.String(), "X-Injected")
 	assert.Empty(t, api.received(), "nothing sent")
 }
 
