@@ -21,12 +21,24 @@ import (
 
 // fetch calls the Source, retrying failures that are safe to retry: the
 // token endpoint answered 5xx or 429, or no connection was made. A
-// request whose answer was lost is never retried here.
+// request whose answer was lost is never retried here. The tokens handed
+// to the Source are redacted from what a failure logs and returns: a
+// Source's error may quote them.
 func (k *credentialCache) fetch(ctx context.Context, base *record) (*oauth2.Token, error) {
 	var current *oauth2.Token
+	secrets := k.secrets()
 	if base != nil {
 		current = store.Clone(base.tok)
+		secrets = append(secrets, base.tok.AccessToken, base.tok.RefreshToken)
 	}
+	tok, err := k.fetchRetrying(ctx, current, secrets)
+	if err != nil {
+		return nil, asTokenError(err).withoutSecrets(secrets...)
+	}
+	return tok, nil
+}
+
+func (k *credentialCache) fetchRetrying(ctx context.Context, current *oauth2.Token, secrets []string) (*oauth2.Token, error) {
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(200*time.Millisecond),
 		backoff.WithMaxInterval(2*time.Second),
@@ -38,7 +50,8 @@ func (k *credentialCache) fetch(ctx context.Context, base *record) (*oauth2.Toke
 		tok, err := k.src.Token(ctx, store.Clone(current))
 		switch {
 		case err != nil && ctx.Err() == nil && safeToRetryFetch(err) && asTokenError(err).RetryAfter == 0:
-			k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token fetch failed; retrying", slog.String("error", asTokenError(err).Error()))
+			k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token fetch failed; retrying",
+				slog.String("error", asTokenError(err).withoutSecrets(secrets...).Error()))
 			return nil, err
 		case err != nil:
 			return nil, backoff.Permanent(err)

@@ -399,3 +399,25 @@ func TestNewFailsOnAMisconfiguredStore(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "32-byte")
 }
+
+func TestCustomSourceEchoingTheStoredRefreshTokenIsRedacted(t *testing.T) {
+	t.Parallel()
+	// The refresh token comes from the store, not from anything this process
+	// fetched; a custom Source's errors quote it (5xx first, so the retry is
+	// logged too).
+	rt := "stored-refresh-token-0123456789"
+	mem := store.NewMemory()
+	require.NoError(t, mem.Save(context.Background(), "k", &oauth2.Token{AccessToken: "stored-access-token-0123456789",
+		RefreshToken: rt, Expiry: time.Now().Add(-time.Hour)}))
+	src := oauthtransport.SourceFunc(func(_ context.Context, cur *oauth2.Token) (*oauth2.Token, error) {
+		return nil, &oauth2.RetrieveError{Response: &http.Response{StatusCode: 503}, ErrorCode: "temporarily_unavailable",
+			ErrorDescription: "cannot refresh " + cur.RefreshToken}
+	})
+	var logs logBuffer
+	tr := newTransport(t, src, oauthtransport.WithStore(mem, "k"), oauthtransport.WithLogger(logs.logger()))
+	_, err := tr.Token(context.Background())
+	require.ErrorIs(t, err, oauthtransport.ErrToken)
+	assertNoSecret(t, "the error", err.Error(), rt)
+	assertNoSecret(t, "the log", logs.String(), rt)
+	assert.Contains(t, logs.String(), "token fetch failed; retrying")
+}
