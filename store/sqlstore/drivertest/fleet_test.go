@@ -1,0 +1,3 @@
+package drivertest
+
+func runChild() bool { return false }
