@@ -30,7 +30,9 @@ package oauthtransport
 //	        once the mark is older than 10 minutes). A refresh token whose
 //	        answer P lost is never presented again (ErrReauthRequired).
 //	        Within the source's rotation grace period both may be
-//	        presented once more.
+//	        presented once more. A refresh token the token endpoint
+//	        refused for good (a Dead mark, below) is not presented again
+//	        for 5 minutes by any process (ErrReauthRequired).
 //	MARK    Write the base back with Spent set (only with a Locker: there
 //	        are no peers otherwise). If that fails, do not refresh.
 //	FETCH   Call the Source with the base.
@@ -38,7 +40,8 @@ package oauthtransport
 //	        An error the server answered: the refresh token was not
 //	        spent; write the base back unmarked. A 400 to a refresh-token
 //	        grant re-reads the store first (a peer may have rotated it a
-//	        moment ago); if nothing newer is there, ErrReauthRequired.
+//	        moment ago); if nothing newer is there, ErrReauthRequired,
+//	        and the base is written back with a Dead mark.
 //	        No answer after the request went out (the connection dropped,
 //	        the timeout hit): the server may have rotated it. The mark
 //	        stays, P remembers, ErrReauthRequired.
@@ -94,6 +97,7 @@ type credentialCache struct {
 
 	hookMu         sync.Mutex // one WithTokenChange call at a time
 	failure        failureState
+	peekNotBefore  atomic.Int64           // Unix ns; during a dead grant's cool-down, no store read before
 	lateStreak     atomic.Int32           // tokens in a row that arrived already expired
 	renewStreak    atomic.Int32           // 401-driven renewals in a row of never-accepted tokens
 	renewNotBefore atomic.Int64           // Unix ns; no such renewal before
@@ -185,6 +189,9 @@ func (k *credentialCache) waitLoop(ctx context.Context) (*credential, error) {
 			return c, nil
 		}
 		if err := k.failure.coolingDown(); err != nil {
+			if k.revived(ctx, err) {
+				continue
+			}
 			return nil, err
 		}
 		if k.env.life.closed.Load() {
@@ -207,7 +214,7 @@ func (k *credentialCache) waitLoop(ctx context.Context) (*credential, error) {
 func (k *credentialCache) renew(ctx context.Context) (*credential, error) {
 	held := k.cur.Load()
 	for range 3 {
-		if err := k.failure.coolingDown(); err != nil {
+		if err := k.failure.coolingDown(); err != nil && !k.revived(ctx, err) {
 			return nil, err
 		}
 		var c *credential
@@ -341,6 +348,9 @@ func (k *credentialCache) check(base *record) error {
 		return reauthError(fmt.Errorf("the answer to a refresh sent at %s was lost, and the server may have rotated "+
 			"the refresh token; it is not presented again (see WithRotationGrace)", l.at.Format(time.RFC3339)))
 	}
+	if err := checkDead(base); err != nil {
+		return err
+	}
 	if base == nil || base.meta.Spent.IsZero() || base.meta.Spent.UnixMilli() == k.ownMark.Load() {
 		return nil
 	}
@@ -396,6 +406,7 @@ func (k *credentialCache) afterFailure(ctx context.Context, base *record, err er
 	}
 	dead := *te
 	dead.reauth = true
+	k.markDead(ctx, base)
 	return nil, &dead
 }
 

@@ -33,6 +33,7 @@ type encoded struct {
 	Generation uint64 `json:"generation,omitempty"`
 	Obtained   int64  `json:"obtained_ms,omitempty"`
 	Spent      int64  `json:"spent_ms,omitempty"`
+	Dead       int64  `json:"dead_ms,omitempty"`
 }
 
 // MarshalToken encodes tok in the versioned JSON format the file and Redis
@@ -48,7 +49,8 @@ func MarshalToken(tok *oauth2.Token) ([]byte, error) {
 	m := MetaOf(tok)
 	e := encoded{Version: formatVersion, AccessToken: tok.AccessToken, TokenType: tok.TokenType,
 		RefreshToken: tok.RefreshToken, ExpiresIn: tok.ExpiresIn,
-		Generation: m.Generation, Obtained: unixMillis(m.Obtained), Spent: unixMillis(m.Spent)}
+		Generation: m.Generation, Obtained: unixMillis(m.Obtained), Spent: unixMillis(m.Spent),
+		Dead: unixMillis(m.Dead)}
 	if !tok.Expiry.IsZero() {
 		exp := tok.Expiry.UTC()
 		e.Expiry = &exp
@@ -87,8 +89,9 @@ func UnmarshalToken(data []byte) (*oauth2.Token, error) {
 	if len(e.Extra) > 0 {
 		tok = tok.WithExtra(e.Extra)
 	}
-	if e.Generation > 0 || e.Obtained > 0 || e.Spent > 0 {
-		tok = WithMeta(tok, Meta{Generation: min(e.Generation, 1<<62), Obtained: millis(e.Obtained), Spent: millis(e.Spent)})
+	if e.Generation > 0 || e.Obtained > 0 || e.Spent > 0 || e.Dead > 0 {
+		tok = WithMeta(tok, Meta{Generation: min(e.Generation, 1<<62), Obtained: millis(e.Obtained), Spent: millis(e.Spent),
+			Dead: millis(e.Dead)})
 	}
 	return tok, nil
 }

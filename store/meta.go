@@ -17,6 +17,7 @@ const (
 	GenerationKey = "oauthtransport_generation"
 	ObtainedKey   = "oauthtransport_obtained"
 	SpentKey      = "oauthtransport_spent"
+	DeadKey       = "oauthtransport_dead"
 )
 
 // Meta is the bookkeeping a Transport keeps with a stored token.
@@ -31,6 +32,12 @@ type Meta struct {
 	// token to the token endpoint, before the result of that refresh was
 	// saved. Nobody may present it again: the server may have rotated it.
 	Spent time.Time
+	// Dead, when set, is when the token endpoint refused this record's
+	// refresh token for good (invalid_grant: revoked, expired, reused).
+	// Every process sharing the store then reports ErrReauthRequired for
+	// the key without asking the token endpoint, for a while, until a
+	// newer token (one a person authorized again) replaces the record.
+	Dead time.Time
 }
 
 // MetaOf returns the bookkeeping kept with tok; the zero Meta when there is
@@ -43,6 +50,7 @@ func MetaOf(tok *oauth2.Token) Meta {
 		Generation: uint64(extraInt(tok, GenerationKey)),
 		Obtained:   millis(extraInt(tok, ObtainedKey)),
 		Spent:      millis(extraInt(tok, SpentKey)),
+		Dead:       millis(extraInt(tok, DeadKey)),
 	}
 }
 
@@ -50,7 +58,7 @@ func MetaOf(tok *oauth2.Token) Meta {
 // those a store keeps (scope, id_token, issued_token_type,
 // refresh_token_expires_in): oauth2.Token offers no way to list the rest.
 func WithMeta(tok *oauth2.Token, m Meta) *oauth2.Token {
-	raw := make(map[string]any, len(extras)+3)
+	raw := make(map[string]any, len(extras)+4)
 	for _, k := range extras {
 		if v := tok.Extra(k); v != nil && v != "" {
 			raw[k] = v
@@ -64,6 +72,7 @@ func WithMeta(tok *oauth2.Token, m Meta) *oauth2.Token {
 	set(GenerationKey, int64(min(m.Generation, 1<<62)))
 	set(ObtainedKey, unixMillis(m.Obtained))
 	set(SpentKey, unixMillis(m.Spent))
+	set(DeadKey, unixMillis(m.Dead))
 	return Clone(tok).WithExtra(raw)
 }
 

@@ -86,7 +86,8 @@ func testMeta(t *testing.T, newStore func(t *testing.T) store.Store) {
 	// The Transport's bookkeeping (generation, when obtained, a spent
 	// refresh token) must survive, or a fleet cannot order tokens.
 	s := newStore(t)
-	m := store.Meta{Generation: 7, Obtained: time.UnixMilli(1_900_000_000_123), Spent: time.UnixMilli(1_900_000_001_000)}
+	m := store.Meta{Generation: 7, Obtained: time.UnixMilli(1_900_000_000_123), Spent: time.UnixMilli(1_900_000_001_000),
+		Dead: time.UnixMilli(1_900_000_002_000)}
 	want := store.WithMeta(full(), m)
 	mustSave(t, s, "k", want)
 	got, err := s.Load(ctx, "k")
@@ -96,8 +97,8 @@ func testMeta(t *testing.T, newStore func(t *testing.T) store.Store) {
 	checkEqual(t, got, want)
 	mustSave(t, s, "k", store.WithMeta(full(), store.Meta{Generation: 8}))
 	got, _ = s.Load(ctx, "k")
-	if gm := store.MetaOf(got); gm.Generation != 8 || !gm.Spent.IsZero() {
-		t.Errorf("after a second Save: generation %d, spent %v; want 8 and none", gm.Generation, gm.Spent)
+	if gm := store.MetaOf(got); gm.Generation != 8 || !gm.Spent.IsZero() || !gm.Dead.IsZero() {
+		t.Errorf("after a second Save: generation %d, spent %v, dead %v; want 8 and neither", gm.Generation, gm.Spent, gm.Dead)
 	}
 }
 
@@ -267,7 +268,7 @@ func checkEqual(t *testing.T, got, want *oauth2.Token) {
 		}
 	}
 	gm, wm := store.MetaOf(got), store.MetaOf(want)
-	if gm.Generation != wm.Generation || !gm.Obtained.Equal(wm.Obtained) || !gm.Spent.Equal(wm.Spent) {
+	if gm.Generation != wm.Generation || !gm.Obtained.Equal(wm.Obtained) || !gm.Spent.Equal(wm.Spent) || !gm.Dead.Equal(wm.Dead) {
 		t.Errorf("bookkeeping = %+v, want %+v", gm, wm)
 	}
 }

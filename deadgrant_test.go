@@ -1,0 +1,101 @@
+package oauthtransport_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
+
+	"github.com/oauthtransport/oauthtransport"
+	"github.com/oauthtransport/oauthtransport/oauthtest"
+	"github.com/oauthtransport/oauthtransport/store"
+)
+
+// revokeGrant withdraws a user's consent at the IdP (RFC 7009): the
+// refresh token's family, and its access tokens, die.
+func revokeGrant(t *testing.T, srv *oauthtest.Server, refreshToken string) {
+	t.Helper()
+	form := url.Values{"token": {refreshToken}}
+	req, _ := http.NewRequest(http.MethodPost, srv.RevokeURL, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(oauthtest.ClientID, oauthtest.ClientSecret)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// Two processes share a store (a file store: it locks). When the IdP
+// refuses one user's refresh token, the other process learns it from the
+// store and never asks the IdP for that user; other users are unaffected;
+// a token the person authorized again, set in one process, reaches the
+// other.
+func TestKeyedDeadGrantIsSharedThroughTheStore(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	u := newUsers(srv, "mallory", "alice")
+	shared := store.NewFile(t.TempDir())
+	newProcess := func() *oauthtransport.Transport {
+		tr, err := oauthtransport.NewKeyed(u.source, oauthtransport.WithStore(shared, "app"))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = tr.Close() })
+		return tr
+	}
+	a, b := newProcess(), newProcess()
+	ctxM, ctxA := oauthtransport.WithKey(context.Background(), "mallory"), oauthtransport.WithKey(context.Background(), "alice")
+	tokM, err := a.Token(ctxM)
+	require.NoError(t, err)
+	_, err = a.Token(ctxA)
+	require.NoError(t, err)
+
+	revokeGrant(t, srv, tokM.RefreshToken)
+	_, err = a.Refresh(ctxM)
+	require.ErrorIs(t, err, oauthtransport.ErrReauthRequired)
+	calls := srv.TokenCalls()
+	stored, err := shared.Load(context.Background(), "app/mallory")
+	require.NoError(t, err)
+	assert.False(t, store.MetaOf(stored).Dead.IsZero(), "the dead grant is recorded in the store")
+
+	for range 10 {
+		_, err := keyedGet(t, b, "mallory", srv.APIURL)
+		require.ErrorIs(t, err, oauthtransport.ErrReauthRequired)
+		_, err = b.Refresh(ctxM)
+		require.ErrorIs(t, err, oauthtransport.ErrReauthRequired)
+	}
+	assert.Equal(t, calls, srv.TokenCalls(), "the other process did not ask the IdP for the dead grant")
+	resp, err := keyedGet(t, b, "alice", srv.APIURL)
+	require.NoError(t, err, "another user is unaffected")
+	resp.Body.Close()
+
+	// Mallory authorizes again; the app sets the new token in process a.
+	again, err := srv.OAuth2Config().TokenSource(context.Background(), &oauth2.Token{RefreshToken: srv.IssueRefreshToken()}).Token()
+	require.NoError(t, err)
+	require.NoError(t, a.SetToken(ctxM, again))
+	calls = srv.TokenCalls()
+	resp, err = keyedGet(t, a, "mallory", srv.APIURL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Eventually(t, func() bool {
+		resp, err := keyedGet(t, b, "mallory", srv.APIURL)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond, "process b picks up the token set in process a")
+	assert.Equal(t, calls, srv.TokenCalls(), "the new token was adopted, not fetched")
+	assert.Zero(t, srv.Reuses())
+}
+
+func TestSetTokenRefusesAnEmptyToken(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	tr := ccTransport(t, srv)
+	require.Error(t, tr.SetToken(context.Background(), &oauth2.Token{}))
+	require.Error(t, tr.SetToken(context.Background(), nil))
+}
