@@ -95,7 +95,20 @@
 // and refreshes it once, whatever the number of processes. When the
 // store's lock cannot be had, a grant that spends a refresh token is not
 // refreshed (the valid token is used, then a temporary [*TokenError]
-// says why); client credentials go on without the lock.
+// says why); client credentials go on without the lock. Package
+// store/sqlstore keeps tokens in PostgreSQL or SQLite through any
+// database/sql driver.
+//
+// # Many accounts
+//
+// [NewKeyed] makes a Transport with one token per key (a user, a tenant, a
+// connection): a request names its key with [WithKey]. Each key has its
+// own refresh flight, cool-down, store entry and lock; at most
+// [WithMaxTokens] keys stay in memory, the others reload from the store
+// without a fetch. A dead grant fails its key alone with
+// [ErrReauthRequired], is recorded in the store so no process asks the
+// token endpoint for it again for a while, and ends when
+// [Transport.SetToken] installs a token the person authorized again.
 //
 // # Tokens and expiry
 //

@@ -16,6 +16,8 @@ var snippetImports = map[string]string{
 	"oauthtest":         "github.com/oauthtransport/oauthtransport/oauthtest",
 	"store":             "github.com/oauthtransport/oauthtransport/store",
 	"redisstore":        "github.com/oauthtransport/oauthtransport/store/redisstore",
+	"sqlstore":          "github.com/oauthtransport/oauthtransport/store/sqlstore",
+	"sql":               "database/sql",
 	"oauth2":            "golang.org/x/oauth2",
 	"clientcredentials": "golang.org/x/oauth2/clientcredentials",
 	"redis":             "github.com/redis/go-redis/v9",
@@ -109,7 +111,11 @@ func asProgram(snippet string) string {
 			imports = append(imports, `"`+path+`"`)
 		}
 	}
-	return "package main\n\nimport (\n\t" + strings.Join(imports, "\n\t") + "\n)\n\nfunc main() {\n" + snippet + "}\n\n" +
+	head := "package main\n\nimport (\n\t" + strings.Join(imports, "\n\t") + "\n)\n\n"
+	if strings.HasPrefix(strings.TrimLeft(snippet, "/ \t"), "func ") || strings.Contains(snippet, "\nfunc ") {
+		return head + snippet + "\nfunc main() {}\n" // declarations, as they are
+	}
+	return head + "func main() {\n" + snippet + "}\n\n" +
 		"func lookUpRefreshToken(string) (string, error) { return \"\", nil } // what README snippets leave to the reader\n"
 }
 
