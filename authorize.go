@@ -38,7 +38,7 @@ func (headerAuthorizer) authorize(req *http.Request, body io.ReadCloser, c *cred
 // rejected renews the token unless the server's challenges name only
 // other schemes than ours: then a fresh token cannot help.
 func (headerAuthorizer) rejected(resp *http.Response, c *credential) onReject {
-	if !offersScheme(parseChallenges(resp.Header.Values("Www-Authenticate")), c.scheme) {
+	if !offersScheme(parseChallenges(resp.Header.Values("Www-Authenticate")), c.scheme()) {
 		return rejectFinal
 	}
 	return rejectRenew

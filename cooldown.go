@@ -7,7 +7,6 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -20,12 +19,19 @@ import (
 // as long as the token endpoint's own hint (429 or 503 with Retry-After
 // and kin), at most an hour.
 type failureState struct {
-	notBefore atomic.Int64 // unix nanos; no background refresh before
+	notBefore atomic.Int64            // unix nanos; no background refresh before
+	last      atomic.Pointer[failure] // the latest of the failures in a row; nil after a success
+}
 
-	mu       sync.Mutex
-	failures int
-	until    time.Time
-	err      *TokenError // returned during the cool-down
+// failure is a failed refresh and the cool-down it started. Refreshes of
+// one key run one at a time, so they never record one concurrently.
+type failure struct {
+	inARow int
+	until  time.Time
+	err    *TokenError // returned during the cool-down
+	// peekNotBefore: Unix ns; during a dead grant's cool-down, no look at
+	// the store for a token set elsewhere before (see revived).
+	peekNotBefore atomic.Int64
 }
 
 const (
@@ -37,42 +43,39 @@ const (
 )
 
 func (f *failureState) record(te *TokenError) time.Duration {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failures++
+	n := 1
+	if last := f.last.Load(); last != nil {
+		n = last.inARow + 1
+	}
 	base, ceiling := transientCooldown, maxTransientBackoff
 	if te.terminal() {
 		base, ceiling = terminalCooldown, maxTerminalCooldown
 	}
-	d := base << min(f.failures-1, 20)
+	d := base << min(n-1, 20)
 	d = min(d, ceiling)
 	d += rand.N(d/4 + 1)
 	if te.RetryAfter > 0 {
 		d = max(d, min(te.RetryAfter, maxHintedCooldown))
 	}
-	f.until = time.Now().Add(d)
-	f.err = te
-	f.notBefore.Store(f.until.UnixNano())
+	until := time.Now().Add(d)
+	f.last.Store(&failure{inARow: n, until: until, err: te})
+	f.notBefore.Store(until.UnixNano())
 	return d
 }
 
 func (f *failureState) coolingDown() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil && time.Now().Before(f.until) {
-		return f.err
+	if last := f.last.Load(); last != nil && time.Now().Before(last.until) {
+		return last.err
 	}
 	return nil
 }
 
 func (f *failureState) reset() {
-	if f.notBefore.Load() == 0 {
+	if f.notBefore.Load() == 0 && f.last.Load() == nil {
 		return
 	}
-	f.mu.Lock()
-	f.failures, f.err, f.until = 0, nil, time.Time{}
+	f.last.Store(nil)
 	f.notBefore.Store(0)
-	f.mu.Unlock()
 }
 
 // failed records a refresh failure for the cool-down and logs it: at
@@ -85,7 +88,7 @@ func (k *credentialCache) failed(te *TokenError, background bool) *TokenError {
 	if background && k.cur.Load() != nil {
 		level = slog.LevelDebug
 	}
-	k.env.log.LogAttrs(context.Background(), level, "oauthtransport: token refresh failed", slog.String("key", k.key),
+	k.env.log.LogAttrs(context.Background(), level, "oauthtransport: token refresh failed", slog.String("key", k.storeKey()),
 		slog.String("error", te.Error()), slog.Bool("background", background), slog.Duration("next_try_in", d))
 	return te
 }
@@ -103,7 +106,7 @@ func (k *credentialCache) spaceLate(ctx context.Context, c *credential) {
 	k.failure.notBefore.Store(time.Now().Add(d).UnixNano())
 	k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: the token arrived already expired (expires_in not positive, "+
 		"or a JWT exp in the past: is a clock wrong?); using it, and refreshing again in a while",
-		slog.String("key", k.key), slog.String("token", c.fp), slog.Duration("next_refresh_in", d))
+		slog.String("key", k.storeKey()), slog.String("token", c.fingerprint()), slog.Duration("next_refresh_in", d))
 }
 
 // mayRenew reports whether a 401 to c may replace it. A token that was

@@ -34,10 +34,10 @@ func (k *credentialCache) markDead(ctx context.Context, base *record) {
 		return
 	}
 	dead := &record{tok: base.tok, meta: base.meta}
-	dead.meta.Spent, dead.meta.Dead = time.Time{}, time.Now()
+	dead.meta.spent, dead.meta.dead = 0, time.Now().UnixMilli()
 	if err := k.save(ctx, dead); err != nil {
 		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: recording a dead grant in the store failed",
-			slog.String("key", k.key), slog.String("error", err.Error()))
+			slog.String("key", k.storeKey()), slog.String("error", err.Error()))
 		return
 	}
 	if s := k.seen.Load(); s != nil && !newer(s, dead) {
@@ -47,10 +47,10 @@ func (k *credentialCache) markDead(ctx context.Context, base *record) {
 
 // checkDead refuses to present a refresh token marked Dead recently.
 func checkDead(base *record) error {
-	if base == nil || base.meta.Dead.IsZero() {
+	if base == nil || base.meta.dead == 0 {
 		return nil
 	}
-	if age := time.Since(base.meta.Dead); age < deadPatience {
+	if age := time.Since(time.UnixMilli(base.meta.dead)); age < deadPatience {
 		return reauthError(fmt.Errorf("the token endpoint refused this key's refresh token %v ago (recorded in the "+
 			"store); it is not presented again before %v have passed, or until a new token is set",
 			age.Round(time.Second), deadPatience))
@@ -63,16 +63,17 @@ func checkDead(base *record) error {
 // authorized again and another process set. The store is read at most
 // once a second per key.
 func (k *credentialCache) revived(ctx context.Context, err error) bool {
-	if !errors.Is(err, ErrReauthRequired) {
+	last := k.failure.last.Load()
+	if last == nil || !errors.Is(err, ErrReauthRequired) {
 		return false
 	}
 	now := time.Now().UnixNano()
-	nb := k.peekNotBefore.Load()
-	if now < nb || !k.peekNotBefore.CompareAndSwap(nb, now+int64(peekInterval)) {
+	nb := last.peekNotBefore.Load()
+	if now < nb || !last.peekNotBefore.CompareAndSwap(nb, now+int64(peekInterval)) {
 		return false
 	}
 	rec := k.load(ctx)
-	if rec == nil || !rec.meta.Dead.IsZero() || !newer(rec, k.seen.Load()) {
+	if rec == nil || rec.meta.dead != 0 || !newer(rec, k.seen.Load()) {
 		return false
 	}
 	if _, err := k.adopt(ctx, rec); err != nil {
@@ -90,20 +91,20 @@ func (k *credentialCache) set(ctx context.Context, tok *oauth2.Token) (*credenti
 	if err := k.awaitFlight(ctx); err != nil {
 		return nil, err
 	}
-	if k.locker != nil {
-		unlock, err := k.locker.Lock(ctx, k.key, k.lockTTL())
+	if k.env.locker != nil {
+		unlock, err := k.env.locker.Lock(ctx, k.storeKey(), k.lockTTL())
 		if err != nil {
-			return nil, fmt.Errorf("oauthtransport: SetToken for key %q: taking the store's lock: %w", k.key, err)
+			return nil, fmt.Errorf("oauthtransport: SetToken for key %q: taking the store's lock: %w", k.storeKey(), err)
 		}
 		defer unlock()
 	}
 	gen := uint64(0)
 	for _, r := range []*record{k.seen.Load(), k.load(ctx)} {
 		if r != nil {
-			gen = max(gen, r.meta.Generation)
+			gen = max(gen, r.meta.gen)
 		}
 	}
-	rec := &record{tok: store.Clone(tok), meta: store.Meta{Generation: gen + 1, Obtained: time.Now()}}
+	rec := &record{tok: store.Clone(tok), meta: meta{gen: gen + 1, obtained: time.Now().UnixMilli()}}
 	if err := k.save(ctx, rec); err != nil {
 		return nil, fmt.Errorf("oauthtransport: SetToken: %w", err)
 	}

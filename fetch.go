@@ -74,15 +74,15 @@ func (k *credentialCache) next(base *record, tok *oauth2.Token) *record {
 	}
 	var gen uint64
 	if base != nil {
-		gen = base.meta.Generation
+		gen = base.meta.gen
 		if tok.RefreshToken == "" {
 			tok.RefreshToken = base.tok.RefreshToken
 		}
 	}
 	if s := k.seen.Load(); s != nil {
-		gen = max(gen, s.meta.Generation)
+		gen = max(gen, s.meta.gen)
 	}
-	return &record{tok: tok, meta: store.Meta{Generation: gen + 1, Obtained: time.Now()}}
+	return &record{tok: tok, meta: meta{gen: gen + 1, obtained: time.Now().UnixMilli()}}
 }
 
 func safeToRetryFetch(err error) bool {

@@ -107,7 +107,7 @@ func (k *credentialCache) run(f *flight, a ask) {
 	close(f.done)
 	if abandoned {
 		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: an abandoned token refresh returned",
-			slog.String("key", k.key), slog.Duration("after", time.Since(start)), slog.Bool("ok", err == nil))
+			slog.String("key", k.storeKey()), slog.Duration("after", time.Since(start)), slog.Bool("ok", err == nil))
 	}
 }
 
@@ -148,7 +148,7 @@ func (k *credentialCache) abandon(ctx context.Context, f *flight) {
 		k.stuck = f
 	}
 	k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: abandoning a token refresh that did not finish in time",
-		slog.String("key", k.key), slog.Duration("timeout", k.env.opts.refreshTimeout))
+		slog.String("key", k.storeKey()), slog.Duration("timeout", k.env.opts.refreshTimeout))
 }
 
 // refreshAfterClose refreshes in the caller's goroutine, under the
@@ -194,7 +194,7 @@ func (k *credentialCache) refreshProtected(ctx context.Context, a ask) (*credent
 		if !c.late {
 			k.failure.reset()
 		}
-		k.env.tel.endFetch(ctx, span, start, outcome(c, before), c.fp, a.background)
+		k.env.tel.endFetch(ctx, span, start, outcome(c, before), c.fingerprint(), a.background)
 		return c, nil
 	case errors.Is(err, errClosed):
 		span.End()

@@ -10,10 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/oauthtransport/oauthtransport/store"
 )
 
 // ErrNoKey is returned by a keyed Transport (see [NewKeyed]) for a request
@@ -64,7 +61,7 @@ func NewKeyed(sources func(key string) (Source, error), opts ...Option) (*Transp
 	if err != nil {
 		return nil, err
 	}
-	t.keyed = &keyedCaches{env: t.env, sources: sources, store: t.env.store, base: t.opts.key, max: t.opts.maxTokens}
+	t.keyed = &keyedCaches{env: t.env, sources: sources, max: t.opts.maxTokens}
 	return t, nil
 }
 
@@ -72,30 +69,22 @@ func NewKeyed(sources func(key string) (Source, error), opts ...Option) (*Transp
 type keyedCaches struct {
 	env     *env
 	sources func(string) (Source, error)
-	store   store.Store
-	base    string // the WithStore key
 	max     int
 
-	m    sync.Map   // key → *keyedEntry: lookups take no lock
+	m    sync.Map   // key → *credentialCache: lookups take no lock
 	mu   sync.Mutex // guards ring and hand: inserts and evictions
-	ring []*keyedEntry
+	ring []*credentialCache
 	hand int
-}
-
-type keyedEntry struct {
-	key   string
-	cache *credentialCache
-	used  atomic.Bool // since the clock hand last passed
 }
 
 // get returns key's credential cache, making it on first use.
 func (kc *keyedCaches) get(key string) (*credentialCache, error) {
 	if v, ok := kc.m.Load(key); ok {
-		e := v.(*keyedEntry)
-		if !e.used.Load() {
-			e.used.Store(true)
+		c := v.(*credentialCache)
+		if !c.used.Load() {
+			c.used.Store(true)
 		}
-		return e.cache, nil
+		return c, nil
 	}
 	return kc.add(key)
 }
@@ -115,14 +104,12 @@ func (kc *keyedCaches) add(key string) (*credentialCache, error) {
 	kc.mu.Lock()
 	defer kc.mu.Unlock()
 	if v, ok := kc.m.Load(key); ok { // made meanwhile
-		return v.(*keyedEntry).cache, nil
+		return v.(*credentialCache), nil
 	}
-	c := newCredentialCache(kc.env, src, kc.store, kc.base+"/"+key)
-	c.name = key
-	e := &keyedEntry{key: key, cache: c}
-	e.used.Store(true)
-	kc.insert(e)
-	kc.m.Store(key, e)
+	c := newCredentialCache(kc.env, src, key)
+	c.used.Store(true)
+	kc.insert(c)
+	kc.m.Store(key, c)
 	return c, nil
 }
 
@@ -130,15 +117,15 @@ func (kc *keyedCaches) add(key string) (*credentialCache, error) {
 // gives each entry used since it last passed a second chance, and skips
 // those it must not drop (a refresh in flight, an unsaved token). kc.mu is
 // held.
-func (kc *keyedCaches) insert(e *keyedEntry) {
+func (kc *keyedCaches) insert(e *credentialCache) {
 	if len(kc.ring) < kc.max {
 		kc.ring = append(kc.ring, e)
 		return
 	}
 	for range 3 * len(kc.ring) {
 		v := kc.ring[kc.hand]
-		if !v.used.Swap(false) && !v.cache.busy() {
-			kc.m.Delete(v.key)
+		if !v.used.Swap(false) && !v.busy() {
+			kc.m.Delete(v.name)
 			kc.ring[kc.hand] = e
 			kc.hand = (kc.hand + 1) % len(kc.ring)
 			return
@@ -158,11 +145,7 @@ func (k *credentialCache) busy() bool {
 func (kc *keyedCaches) caches() []*credentialCache {
 	kc.mu.Lock()
 	defer kc.mu.Unlock()
-	out := make([]*credentialCache, len(kc.ring))
-	for i, e := range kc.ring {
-		out[i] = e.cache
-	}
-	return out
+	return append([]*credentialCache(nil), kc.ring...)
 }
 
 // cacheFor returns the credential cache a request or call uses.

@@ -41,13 +41,13 @@ func (l *lease) free() {
 // load reads the store, treating any error as "nothing stored": a corrupt
 // entry is replaced by the next fetch.
 func (k *credentialCache) load(ctx context.Context) *record {
-	tok, err := k.store.Load(ctx, k.key)
+	tok, err := k.env.store.Load(ctx, k.storeKey())
 	switch {
 	case err == nil && tok != nil && tok.AccessToken != "":
-		return &record{tok: tok, meta: store.MetaOf(tok)}
+		return &record{tok: tok, meta: metaOf(store.MetaOf(tok))}
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: loading token from store failed",
-			slog.String("key", k.key), slog.String("error", err.Error()))
+			slog.String("key", k.storeKey()), slog.String("error", err.Error()))
 	}
 	return nil
 }
@@ -58,8 +58,8 @@ func (k *credentialCache) load(ctx context.Context) *record {
 func (k *credentialCache) save(ctx context.Context, rec *record) error {
 	k.saveMu.Lock()
 	defer k.saveMu.Unlock()
-	if err := k.store.Save(ctx, k.key, rec.stored()); err != nil {
-		return fmt.Errorf("oauthtransport: saving token for key %q: %w", k.key, err)
+	if err := k.env.store.Save(ctx, k.storeKey(), rec.stored()); err != nil {
+		return fmt.Errorf("oauthtransport: saving token for key %q: %w", k.storeKey(), err)
 	}
 	if u := k.unsaved.Load(); u != nil && !newer(u, rec) && k.unsaved.CompareAndSwap(u, nil) {
 		k.held.Swap(nil).free()
@@ -72,11 +72,11 @@ func (k *credentialCache) save(ctx context.Context, rec *record) error {
 func (k *credentialCache) repair(ctx context.Context, seen, stored *record) {
 	if stored != nil {
 		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: the store holds an older token than this process; writing the newer one back",
-			slog.String("key", k.key), slog.Uint64("stored_generation", stored.meta.Generation), slog.Uint64("generation", seen.meta.Generation))
+			slog.String("key", k.storeKey()), slog.Uint64("stored_generation", stored.meta.gen), slog.Uint64("generation", seen.meta.gen))
 	}
 	if err := k.save(ctx, seen); err != nil {
 		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: writing the newer token back failed",
-			slog.String("key", k.key), slog.String("error", err.Error()))
+			slog.String("key", k.storeKey()), slog.String("error", err.Error()))
 	}
 }
 
@@ -85,7 +85,7 @@ func (k *credentialCache) repair(ctx context.Context, seen, stored *record) {
 func (k *credentialCache) mark(ctx context.Context, base *record) error {
 	now := time.Now()
 	m := base.meta
-	m.Spent = now
+	m.spent = now.UnixMilli()
 	if err := k.save(ctx, &record{tok: base.tok, meta: m}); err != nil {
 		return temporaryError(fmt.Errorf("cannot record in the store that the refresh token is being spent, so it is not: %w", err))
 	}
@@ -98,7 +98,7 @@ func (k *credentialCache) mark(ctx context.Context, base *record) error {
 func (k *credentialCache) unmark(ctx context.Context, base *record) {
 	if err := k.save(ctx, base); err != nil {
 		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: clearing the store's refresh mark failed",
-			slog.String("key", k.key), slog.String("error", err.Error()))
+			slog.String("key", k.storeKey()), slog.String("error", err.Error()))
 	}
 }
 
@@ -111,7 +111,7 @@ func (k *credentialCache) keepUnsaved(ctx context.Context, rec *record, l *lease
 		k.held.Store(l)
 	}
 	k.env.log.LogAttrs(ctx, slog.LevelError, "oauthtransport: saving token to store failed; keeping it in memory and retrying",
-		slog.String("key", k.key), slog.String("token", fingerprint(rec.tok.AccessToken)), slog.String("error", err.Error()))
+		slog.String("key", k.storeKey()), slog.String("token", fingerprint(rec.tok.AccessToken)), slog.String("error", err.Error()))
 	k.retrySavesInBackground()
 }
 
@@ -150,7 +150,7 @@ func (k *credentialCache) saveUnsaved(ctx context.Context) error {
 	err := protect(ctx, k.env.log, "Store.Save", k.secrets(), func() error { return k.save(ctx, rec) })
 	if err == nil {
 		k.env.log.LogAttrs(ctx, slog.LevelInfo, "oauthtransport: token saved to store after retrying",
-			slog.String("key", k.key), slog.String("token", fingerprint(rec.tok.AccessToken)))
+			slog.String("key", k.storeKey()), slog.String("token", fingerprint(rec.tok.AccessToken)))
 	}
 	return err
 }
@@ -167,5 +167,5 @@ func (k *credentialCache) flush(deadline time.Time) error {
 		return nil
 	}
 	return fmt.Errorf("oauthtransport: closing: token %s for key %q was not saved to the store, and its refresh token "+
-		"exists only in this process: %w", fingerprint(rec.tok.AccessToken), k.key, err)
+		"exists only in this process: %w", fingerprint(rec.tok.AccessToken), k.storeKey(), err)
 }

@@ -75,12 +75,10 @@ import (
 // refresh in flight, the failure cool-down, a token the store failed to
 // save, and the store/lock protocol above.
 type credentialCache struct {
-	env    *env
-	src    Source
-	store  store.Store
-	locker store.Locker // store as a Locker, or nil
-	key    string       // the store key
-	name   string       // the key WithTokenChange names: the store key, or the WithKey key
+	env  *env
+	src  Source
+	name string      // the store key, or on a keyed Transport the WithKey key (see storeKey)
+	used atomic.Bool // a keyed Transport's: used since the eviction hand last passed
 
 	cur  atomic.Pointer[credential] // the token in use; nil when none or rejected
 	seen atomic.Pointer[record]     // the newest token known; kept when cur is cleared
@@ -97,7 +95,6 @@ type credentialCache struct {
 
 	hookMu         sync.Mutex // one WithTokenChange call at a time
 	failure        failureState
-	peekNotBefore  atomic.Int64           // Unix ns; during a dead grant's cool-down, no store read before
 	lateStreak     atomic.Int32           // tokens in a row that arrived already expired
 	renewStreak    atomic.Int32           // 401-driven renewals in a row of never-accepted tokens
 	renewNotBefore atomic.Int64           // Unix ns; no such renewal before
@@ -118,6 +115,8 @@ type env struct {
 	tokenClient *http.Client
 	tel         *telemetry
 	store       store.Store
+	locker      store.Locker // store as a Locker, or nil
+	keyed       bool         // the caches' names are WithKey keys
 	// clock: credentials read it instead of owning timers (a keyed
 	// Transport: no timer per idle key); nil otherwise.
 	clock *coarseClock
@@ -138,10 +137,18 @@ const spentPatience = 10 * time.Minute
 // ran; it then refreshes in its own goroutine.
 var errClosed = errors.New("oauthtransport: transport closed")
 
-func newCredentialCache(e *env, src Source, s store.Store, key string) *credentialCache {
-	k := &credentialCache{env: e, src: src, store: s, key: key, name: key}
-	k.locker, _ = s.(store.Locker)
-	return k
+func newCredentialCache(e *env, src Source, name string) *credentialCache {
+	return &credentialCache{env: e, src: src, name: name}
+}
+
+// storeKey is the key's store key: the WithStore key, and on a keyed
+// Transport "/" and the WithKey key (made when needed, not kept: a keyed
+// Transport holds many caches).
+func (k *credentialCache) storeKey() string {
+	if k.env.keyed {
+		return k.env.opts.key + "/" + k.name
+	}
+	return k.name
 }
 
 // current returns a usable credential: the cached one while it has not
@@ -250,7 +257,7 @@ func (k *credentialCache) invalidate(ctx context.Context, c *credential) {
 		k.env.tel.invalidations.Add(ctx, 1)
 	}
 	k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token rejected",
-		slog.String("token", c.fp), slog.Bool("cleared", cleared))
+		slog.String("token", c.fingerprint()), slog.Bool("cleared", cleared))
 }
 
 // refresh obtains a new token following the protocol above; see the
@@ -283,25 +290,25 @@ func (k *credentialCache) refresh(ctx context.Context, a ask) (*credential, erro
 // when there is no Locker, or when a grant that spends no refresh token
 // goes on without the lock.
 func (k *credentialCache) lock(ctx context.Context) (*lease, error) {
-	if k.locker == nil {
+	if k.env.locker == nil {
 		return nil, nil
 	}
 	if h := k.held.Swap(nil); h != nil {
 		h.free() // our own, kept for an unsaved token: take it anew
 	}
 	ttl := k.lockTTL()
-	unlock, err := k.locker.Lock(ctx, k.key, ttl)
+	unlock, err := k.env.locker.Lock(ctx, k.storeKey(), ttl)
 	switch {
 	case err == nil:
 		return &lease{unlock: unlock}, nil
 	case ctx.Err() != nil:
-		return nil, temporaryError(fmt.Errorf("waiting for the store's lock on key %q: %w", k.key, err))
+		return nil, temporaryError(fmt.Errorf("waiting for the store's lock on key %q: %w", k.storeKey(), err))
 	case k.spends(k.seen.Load()):
 		return nil, temporaryError(fmt.Errorf("the store's lock on key %q cannot be taken (%w); "+
-			"a refresh token shared through the store is not spent without it", k.key, err))
+			"a refresh token shared through the store is not spent without it", k.storeKey(), err))
 	}
 	k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: store lock failed; refreshing without it",
-		slog.String("key", k.key), slog.String("error", err.Error()))
+		slog.String("key", k.storeKey()), slog.String("error", err.Error()))
 	return nil, nil
 }
 
@@ -351,10 +358,11 @@ func (k *credentialCache) check(base *record) error {
 	if err := checkDead(base); err != nil {
 		return err
 	}
-	if base == nil || base.meta.Spent.IsZero() || base.meta.Spent.UnixMilli() == k.ownMark.Load() {
+	if base == nil || base.meta.spent == 0 || base.meta.spent == k.ownMark.Load() {
 		return nil
 	}
-	switch age := time.Since(base.meta.Spent); {
+	spent := time.UnixMilli(base.meta.spent)
+	switch age := time.Since(spent); {
 	case age < grace:
 		return nil
 	case age < spentPatience:
@@ -362,7 +370,7 @@ func (k *credentialCache) check(base *record) error {
 			"saved the result yet; not presenting it again", age.Round(time.Millisecond)))
 	}
 	return reauthError(fmt.Errorf("the stored refresh token was presented at %s by a refresh whose result "+
-		"was never saved", base.meta.Spent.Format(time.RFC3339)))
+		"was never saved", spent.Format(time.RFC3339)))
 }
 
 // spend marks the base spent in a shared store (MARK) and calls the
@@ -437,8 +445,8 @@ func (k *credentialCache) commit(ctx context.Context, rec *record, l *lease, bac
 	if background {
 		k.env.stats.background.Add(1)
 	}
-	k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token fetched", slog.String("key", k.key),
-		slog.String("token", c.fp), slog.Time("expiry", rec.tok.Expiry), slog.Bool("background", background))
+	k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token fetched", slog.String("key", k.storeKey()),
+		slog.String("token", c.fingerprint()), slog.Time("expiry", rec.tok.Expiry), slog.Bool("background", background))
 	return c, nil
 }
 
@@ -449,7 +457,7 @@ func (k *credentialCache) adopt(ctx context.Context, rec *record) (*credential, 
 	}
 	k.env.stats.adopted.Add(1)
 	k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token adopted from store",
-		slog.String("key", k.key), slog.String("token", c.fp), slog.Time("expiry", rec.tok.Expiry))
+		slog.String("key", k.storeKey()), slog.String("token", c.fingerprint()), slog.Time("expiry", rec.tok.Expiry))
 	return c, nil
 }
 

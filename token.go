@@ -19,26 +19,28 @@ import (
 // its state from fresh to stale to expired, so that a request reads no
 // clock.
 type credential struct {
-	rec    *record  // never modified once installed
-	auth   []string // the Authorization header value
-	scheme string   // the first word of auth
-	fp     string   // fingerprint for logs
+	rec  *record  // never modified once installed
+	auth []string // the Authorization header value
 
-	state       atomic.Uint32 // a tokenState, moved by the timers
-	staleTimer  *time.Timer
-	expireTimer *time.Timer
+	timers *credentialTimers // move state; nil with a clock
 	// With a clock (a keyed Transport), there are no timers: the state is
 	// read from the clock against staleAt and expireAt (Unix ns, 0: never).
 	clock             *coarseClock
 	staleAt, expireAt int64
+
+	state atomic.Uint32 // a tokenState, moved by the timers
+	// accepted: a response other than 401 came back for it.
+	accepted atomic.Bool
 	// late: the token was already expired when it arrived (a negative
 	// expires_in, a JWT exp in the past): used as stale, never expiring.
 	late bool
-	// accepted: a response other than 401 came back for it.
-	accepted atomic.Bool
 	// fetched: obtained from the Source, not adopted from the store.
 	fetched bool
 }
+
+// credentialTimers move a credential's state without a clock (a Transport
+// with one token).
+type credentialTimers struct{ stale, expire *time.Timer }
 
 // tokenState is where a credential is in its life.
 type tokenState uint32
@@ -80,11 +82,38 @@ func (c *credential) load() tokenState {
 // of one key (see [store.Meta]).
 type record struct {
 	tok  *oauth2.Token
-	meta store.Meta
+	meta meta
 }
 
 // stored returns the token as a store keeps it: with its bookkeeping.
-func (r *record) stored() *oauth2.Token { return store.WithMeta(r.tok, r.meta) }
+func (r *record) stored() *oauth2.Token { return store.WithMeta(r.tok, r.meta.public()) }
+
+// meta is a record's [store.Meta] in 32 bytes (Unix milliseconds, the
+// precision stores keep; 0 for none): a keyed Transport holds one per key.
+type meta struct {
+	gen                   uint64
+	obtained, spent, dead int64
+}
+
+func metaOf(m store.Meta) meta {
+	ms := func(t time.Time) int64 {
+		if t.IsZero() {
+			return 0
+		}
+		return t.UnixMilli()
+	}
+	return meta{gen: m.Generation, obtained: ms(m.Obtained), spent: ms(m.Spent), dead: ms(m.Dead)}
+}
+
+func (m meta) public() store.Meta {
+	t := func(ms int64) time.Time {
+		if ms == 0 {
+			return time.Time{}
+		}
+		return time.UnixMilli(ms)
+	}
+	return store.Meta{Generation: m.gen, Obtained: t(m.obtained), Spent: t(m.spent), Dead: t(m.dead)}
+}
 
 // newer reports whether a is a later token than b for the same key: by
 // generation when both have one, else (an unversioned record) by expiry.
@@ -94,11 +123,11 @@ func newer(a, b *record) bool {
 		return a != nil
 	case a == nil:
 		return false
-	case a.meta.Generation > 0 && b.meta.Generation > 0:
-		if a.meta.Generation != b.meta.Generation {
-			return a.meta.Generation > b.meta.Generation
+	case a.meta.gen > 0 && b.meta.gen > 0:
+		if a.meta.gen != b.meta.gen {
+			return a.meta.gen > b.meta.gen
 		}
-		return a.meta.Obtained.After(b.meta.Obtained)
+		return a.meta.obtained > b.meta.obtained
 	}
 	return a.tok.Expiry.After(b.tok.Expiry)
 }
@@ -160,9 +189,18 @@ func newCredential(rec *record, authorization func(*oauth2.Token) string) (*cred
 		return nil, &TokenError{Err: fmt.Errorf("the token (%s) cannot be sent in an Authorization header: byte %d of the value is 0x%02x",
 			fingerprint(rec.tok.AccessToken), i, auth[i])}
 	}
-	scheme, _, _ := strings.Cut(auth, " ")
-	return &credential{rec: rec, auth: []string{auth}, scheme: scheme, fp: fingerprint(rec.tok.AccessToken)}, nil
+	return &credential{rec: rec, auth: []string{auth}}, nil
 }
+
+// scheme is the first word of the Authorization header value.
+func (c *credential) scheme() string {
+	s, _, _ := strings.Cut(c.auth[0], " ")
+	return s
+}
+
+// fingerprint names the token in logs and spans (computed when needed:
+// a keyed Transport holds many credentials).
+func (c *credential) fingerprint() string { return fingerprint(c.rec.tok.AccessToken) }
 
 // invalidHeaderByte returns the index of the first byte a header field
 // value may not hold (RFC 9110 §5.5: visible characters, space, tab,
@@ -198,10 +236,13 @@ func (c *credential) arm(now time.Time, p schedulePolicy, fetched bool, clock *c
 	case !staleAt.IsZero() && !now.Before(staleAt):
 		c.state.Store(uint32(stale))
 	case !staleAt.IsZero():
-		c.staleTimer = time.AfterFunc(staleAt.Sub(now), func() { c.state.CompareAndSwap(uint32(fresh), uint32(stale)) })
+		c.timers = &credentialTimers{stale: time.AfterFunc(staleAt.Sub(now), func() { c.state.CompareAndSwap(uint32(fresh), uint32(stale)) })}
 	}
 	if !expireAt.IsZero() {
-		c.expireTimer = time.AfterFunc(expireAt.Sub(now), func() { c.state.Store(uint32(expired)) })
+		if c.timers == nil {
+			c.timers = &credentialTimers{}
+		}
+		c.timers.expire = time.AfterFunc(expireAt.Sub(now), func() { c.state.Store(uint32(expired)) })
 	}
 }
 
@@ -214,7 +255,10 @@ func unixNano(t time.Time) int64 {
 
 // disarm stops c's timers once it is no longer current.
 func (c *credential) disarm() {
-	for _, tm := range [...]*time.Timer{c.staleTimer, c.expireTimer} {
+	if c.timers == nil {
+		return
+	}
+	for _, tm := range [...]*time.Timer{c.timers.stale, c.timers.expire} {
 		if tm != nil {
 			tm.Stop()
 		}

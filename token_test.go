@@ -53,7 +53,7 @@ func TestSchedule(t *testing.T) {
 func TestNewer(t *testing.T) {
 	now := time.Now()
 	rec := func(gen uint64, obtained, expiry time.Duration) *record {
-		return &record{tok: &oauth2.Token{AccessToken: "a", Expiry: now.Add(expiry)}, meta: store.Meta{Generation: gen, Obtained: now.Add(obtained)}}
+		return &record{tok: &oauth2.Token{AccessToken: "a", Expiry: now.Add(expiry)}, meta: metaOf(store.Meta{Generation: gen, Obtained: now.Add(obtained)})}
 	}
 	tests := []struct {
 		name string

@@ -71,10 +71,12 @@ func newTransport(src Source, keyed bool, opts ...Option) (*Transport, error) {
 		sched:       schedulePolicy{window: o.window, windowSet: o.windowSet, skew: o.skew},
 		tokenClient: newTokenClient(o.tokenClient, o.insecureHTTP),
 		tel:         newTelemetry(o.meters, o.tracers)}
+	t.env.locker, _ = s.(store.Locker)
 	if keyed {
+		t.env.keyed = true
 		t.env.clock = startClock(t.life)
 	} else {
-		t.cache = newCredentialCache(t.env, src, s, o.key)
+		t.cache = newCredentialCache(t.env, src, o.key)
 	}
 	t.close = sync.OnceValue(t.shutdown)
 	return t, nil
@@ -323,7 +325,7 @@ func (a *attempt) again(next step) (*http.Request, error) {
 	a.c = c
 	if next == stepReplay {
 		a.k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: replaying request with a new token",
-			slog.String("method", a.req.Method), slog.String("url", redactURL(a.req.URL)), slog.String("token", c.fp))
+			slog.String("method", a.req.Method), slog.String("url", redactURL(a.req.URL)), slog.String("token", c.fingerprint()))
 	}
 	return a.t.authz.authorize(a.req, body, c), nil
 }
