@@ -66,6 +66,7 @@ type queries struct {
 	exists                   string
 	load, save, del, version string
 	lock, unlock             string
+	keys                     string
 }
 
 func newQueries(d Dialect, table string) queries {
@@ -91,9 +92,10 @@ func newQueries(d Dialect, table string) queries {
 			"ON CONFLICT (store_key) DO UPDATE SET owner = excluded.owner, expires_ms = excluded.expires_ms " +
 			"WHERE cur.expires_ms <= " + now,
 		unlock: "DELETE FROM " + locks + " WHERE store_key = $1 AND owner = $2",
+		keys:   "SELECT store_key FROM " + table + " WHERE store_key > $1 ORDER BY store_key LIMIT $2",
 	}
 	if d == SQLite { // numbered parameters are ?N in SQLite
-		for _, p := range []*string{&q.load, &q.version, &q.save, &q.del, &q.lock, &q.unlock} {
+		for _, p := range []*string{&q.load, &q.version, &q.save, &q.del, &q.lock, &q.unlock, &q.keys} {
 			*p = strings.ReplaceAll(*p, "$", "?")
 		}
 	}

@@ -25,10 +25,11 @@
 //		expires_ms BIGINT NOT NULL   -- the database's clock, Unix milliseconds
 //	);
 //
-// A key that is valid UTF-8 without NUL, does not start with "~" and is at
-// most 200 bytes is stored as it is; any other key as "~" and the
-// unpadded base64url of its SHA-256, so every key a Store accepts fits a
-// text column and an index.
+// A key that is not empty, is valid UTF-8 without NUL, does not start with "~" and is at
+// most 1000 bytes is stored as it is; any other key of at most 700 bytes as
+// "~" and its unpadded base64url; a longer one as "~#" and the base64url of
+// its SHA-256 (such a key works, but Keys cannot list it). Every key a
+// Store accepts fits a text column and its index.
 //
 // Lock expiry reads the database's clock, never the processes' own, so
 // clock skew between machines cannot hand a lock to two holders.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +45,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}
 	if _, ok := newStore(t).(store.Locker); ok {
 		t.Run("Lock", func(t *testing.T) { testLock(t, newStore) })
+	}
+	if _, ok := newStore(t).(store.Lister); ok {
+		t.Run("Keys", func(t *testing.T) { testKeys(t, newStore) })
 	}
 }
 
@@ -270,5 +274,27 @@ func checkEqual(t *testing.T, got, want *oauth2.Token) {
 	gm, wm := store.MetaOf(got), store.MetaOf(want)
 	if gm.Generation != wm.Generation || !gm.Obtained.Equal(wm.Obtained) || !gm.Spent.Equal(wm.Spent) || !gm.Dead.Equal(wm.Dead) {
 		t.Errorf("bookkeeping = %+v, want %+v", gm, wm)
+	}
+}
+
+func testKeys(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	for _, k := range []string{"list/a", "list/b", "list/\u00fc/c", "lis", "other/list/d", "list/gone"} {
+		mustSave(t, s, k, full())
+	}
+	if err := s.Delete(ctx, "list/gone"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	var got []string
+	for k, err := range s.(store.Lister).Keys(ctx, "list/") {
+		if err != nil {
+			t.Fatalf("Keys: %v", err)
+		}
+		got = append(got, k)
+	}
+	sort.Strings(got)
+	if want := []string{"list/a", "list/b", "list/\u00fc/c"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Keys(%q) = %q, want %q", "list/", got, want)
 	}
 }

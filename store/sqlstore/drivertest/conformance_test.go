@@ -4,10 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
 
 	"github.com/oauthtransport/oauthtransport/store"
@@ -67,6 +70,46 @@ func TestAnyKeyWorks(t *testing.T) {
 				if _, err := s.Lock(ctx, k, time.Second); err != nil {
 					t.Errorf("Lock key #%d: %v", i, err)
 				}
+			}
+			listed := map[string]bool{}
+			for k, err := range s.Keys(ctx, "") {
+				require.NoError(t, err)
+				listed[k] = true
+			}
+			for i, k := range keys {
+				if want := len(k) <= 700 || !strings.HasPrefix(k, "kkk"); listed[k] != want {
+					t.Errorf("key #%d (%d bytes) listed: %v, want %v (only long keys kept as a hash are not)", i, len(k), listed[k], want)
+				}
+			}
+		})
+	}
+}
+
+// Keys pages through the table: every key once, whatever the count.
+func TestKeysPages(t *testing.T) {
+	for _, d := range databases {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := newStore(t, d.open(t))
+			want := map[string]bool{}
+			for i := range 1203 {
+				k := fmt.Sprintf("tenant/%d", i)
+				if i%100 == 0 {
+					k = fmt.Sprintf("tenant/\xff%d", i) // stored encoded
+				}
+				want[k] = true
+				require.NoError(t, s.Save(ctx, k, &oauth2.Token{AccessToken: "a"}))
+			}
+			require.NoError(t, s.Save(ctx, "other", &oauth2.Token{AccessToken: "a"}))
+			got := map[string]int{}
+			for k, err := range s.Keys(ctx, "tenant/") {
+				require.NoError(t, err)
+				got[k]++
+			}
+			assert.Len(t, got, len(want))
+			for k, n := range got {
+				assert.True(t, want[k], "unexpected key %q", k)
+				assert.Equal(t, 1, n, "key %q listed %d times", k, n)
 			}
 		})
 	}
