@@ -109,6 +109,8 @@
 // [ErrReauthRequired], is recorded in the store so no process asks the
 // token endpoint for it again for a while, and ends when
 // [Transport.SetToken] installs a token the person authorized again.
+// [WithKeepAlive] refreshes idle keys' tokens before an IdP lets their
+// refresh tokens lapse for disuse.
 //
 // # Tokens and expiry
 //

@@ -62,6 +62,7 @@ func NewKeyed(sources func(key string) (Source, error), opts ...Option) (*Transp
 		return nil, err
 	}
 	t.keyed = &keyedCaches{env: t.env, sources: sources, max: t.opts.maxTokens}
+	t.startKeepAlive()
 	return t, nil
 }
 
@@ -86,10 +87,21 @@ func (kc *keyedCaches) get(key string) (*credentialCache, error) {
 		}
 		return c, nil
 	}
-	return kc.add(key)
+	return kc.add(key, true)
 }
 
-func (kc *keyedCaches) add(key string) (*credentialCache, error) {
+// idle returns key's credential cache for the keep-alive, without marking
+// it used.
+func (kc *keyedCaches) idle(key string) (*credentialCache, error) {
+	if v, ok := kc.m.Load(key); ok {
+		return v.(*credentialCache), nil
+	}
+	return kc.add(key, false)
+}
+
+// add makes key's credential cache; one not used (the keep-alive's) is the
+// first the eviction hand drops.
+func (kc *keyedCaches) add(key string, used bool) (*credentialCache, error) {
 	var src Source
 	err := protect(context.Background(), kc.env.log, "the NewKeyed sources function", nil, func() (err error) {
 		src, err = kc.sources(key)
@@ -107,7 +119,7 @@ func (kc *keyedCaches) add(key string) (*credentialCache, error) {
 		return v.(*credentialCache), nil
 	}
 	c := newCredentialCache(kc.env, src, key)
-	c.used.Store(true)
+	c.used.Store(used)
 	kc.insert(c)
 	kc.m.Store(key, c)
 	return c, nil

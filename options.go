@@ -52,6 +52,7 @@ type options struct {
 	tokenChange   func(key string, tok *oauth2.Token)
 	tokenClient   *http.Client
 	maxTokens     int
+	keepAlive     keepAlivePolicy // off unless idle > 0
 	meters        metric.MeterProvider
 	tracers       trace.TracerProvider
 	// refreshTimeout bounds one refresh (lock, store and token endpoint).

@@ -42,7 +42,12 @@ func New(src Source, opts ...Option) (*Transport, error) {
 	if src == nil {
 		opts = append(opts, func(o *options) { o.errs = append(o.errs, errors.New("nil Source")) })
 	}
-	return newTransport(src, false, opts...)
+	t, err := newTransport(src, false, opts...)
+	if err != nil {
+		return nil, err
+	}
+	t.startKeepAlive()
+	return t, nil
 }
 
 // newTransport makes a single-token Transport for src, or the shared parts
