@@ -5,9 +5,11 @@
 //
 //	go run ./bench > BENCHMARKS.md
 //
-// Absolute times vary between machines; compare the ratios. Its one
-// dependency beyond the SDK's, github.com/hashicorp/go-retryablehttp, is
-// the retrying client it is compared with.
+// Absolute times vary between machines; compare the ratios. BENCH_ONLY=N
+// runs scenario N alone. Beyond the SDK's, its dependencies are what it
+// compares with or runs on: github.com/hashicorp/go-retryablehttp, the
+// retrying client, and pgx's database/sql driver, for the fleet on
+// PostgreSQL (started with Debian's postgresql, as the tests do).
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,19 +30,31 @@ import (
 )
 
 func main() {
+	if fleetChild() { // one process of scenario 8
+		return
+	}
+	scenarios := []struct {
+		name string
+		run  func(*report)
+	}{
+		{"hot path", hotPath},
+		{"steady load across expiries", steadyLoad},
+		{"revocation", revocation},
+		{"replicas", replicas},
+		{"outage", outage},
+		{"rate limit under a deadline", rateLimitDeadline},
+		{"hot path with 100,000 keys", manyKeysHotPath},
+		{"many users: one process, then fleets on Redis and PostgreSQL", manyKeysFleet},
+	}
+	only := os.Getenv("BENCH_ONLY") // "8": that scenario alone, while working on it
 	r := &report{}
-	fmt.Fprintln(os.Stderr, "1/6 hot path")
-	hotPath(r)
-	fmt.Fprintln(os.Stderr, "2/6 steady load across expiries")
-	steadyLoad(r)
-	fmt.Fprintln(os.Stderr, "3/6 revocation")
-	revocation(r)
-	fmt.Fprintln(os.Stderr, "4/6 replicas")
-	replicas(r)
-	fmt.Fprintln(os.Stderr, "5/6 outage")
-	outage(r)
-	fmt.Fprintln(os.Stderr, "6/6 rate limit under a deadline")
-	rateLimitDeadline(r)
+	for i, s := range scenarios {
+		if only != "" && only != strconv.Itoa(i+1) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "%d/%d %s\n", i+1, len(scenarios), s.name)
+		s.run(r)
+	}
 	r.print(os.Stdout)
 }
 

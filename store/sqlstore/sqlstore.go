@@ -34,6 +34,10 @@
 // Lock expiry reads the database's clock, never the processes' own, so
 // clock skew between machines cannot hand a lock to two holders.
 //
+// database/sql keeps only 2 idle connections by default: with more
+// concurrent refreshes than that, raise it (db.SetMaxIdleConns) or each
+// refresh opens a connection again.
+//
 // SQLite: open a file, not ":memory:" (each pooled connection would get
 // its own empty database), with a busy timeout so that writers wait for
 // each other, e.g. with modernc.org/sqlite
