@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,7 @@ type SourceOption func(*sourceOptions)
 
 type sourceOptions struct {
 	grace time.Duration
+	auth  clientAuth // a JWT assertion instead of the client secret
 }
 
 // WithRotationGrace declares that the token endpoint accepts a rotated
@@ -84,22 +86,19 @@ func applySourceOptions(opts []SourceOption) sourceOptions {
 // authenticated in the header, then in the body if the server refused
 // that; when both fail the first answer is reported.
 func ClientCredentials(cfg *clientcredentials.Config, opts ...SourceOption) Source {
-	return &clientCredentials{cfg: cfg, o: applySourceOptions(opts)}
+	o := applySourceOptions(opts)
+	return &clientCredentials{cfg: cfg, o: o, ep: endpoint{clientID: cfg.ClientID, secret: cfg.ClientSecret, url: cfg.TokenURL,
+		style: cfg.AuthStyle, probe: &authStyleProbe{}, params: cfg.EndpointParams, auth: o.auth}}
 }
 
 type clientCredentials struct {
-	cfg   *clientcredentials.Config
-	o     sourceOptions
-	style authStyleProbe
+	cfg *clientcredentials.Config
+	o   sourceOptions
+	ep  endpoint
 }
 
 func (s *clientCredentials) Token(ctx context.Context, _ *oauth2.Token) (*oauth2.Token, error) {
-	return s.style.request(s.cfg.AuthStyle, func(style oauth2.AuthStyle) (*oauth2.Token, error) {
-		c := &clientcredentials.Config{ClientID: s.cfg.ClientID, ClientSecret: s.cfg.ClientSecret, TokenURL: s.cfg.TokenURL,
-			Scopes: s.cfg.Scopes, EndpointParams: s.cfg.EndpointParams, AuthStyle: style}
-		tok, err := c.Token(tokenContext(ctx))
-		return tok, tokenFailure(err, s.cfg.ClientSecret)
-	})
+	return s.ep.request(ctx, s.cfg.Scopes, nil)
 }
 
 // SpendsRefreshToken reports false: client credentials spend nothing.
@@ -121,14 +120,16 @@ func (s *clientCredentials) SpendsRefreshToken() bool { return false }
 // server refused the client (which spends no refresh token); when both
 // fail the first answer is reported.
 func RefreshToken(cfg *oauth2.Config, initial *oauth2.Token, opts ...SourceOption) Source {
-	return &refreshTokenSource{cfg: cfg, initial: initial, o: applySourceOptions(opts)}
+	o := applySourceOptions(opts)
+	return &refreshTokenSource{cfg: cfg, initial: initial, o: o, ep: endpoint{clientID: cfg.ClientID, secret: cfg.ClientSecret,
+		url: cfg.Endpoint.TokenURL, style: cfg.Endpoint.AuthStyle, probe: &authStyleProbe{}, auth: o.auth}}
 }
 
 type refreshTokenSource struct {
 	cfg     *oauth2.Config
 	initial *oauth2.Token
 	o       sourceOptions
-	style   authStyleProbe
+	ep      endpoint
 }
 
 func (s *refreshTokenSource) Token(ctx context.Context, current *oauth2.Token) (*oauth2.Token, error) {
@@ -162,13 +163,7 @@ func (s *refreshTokenSource) Token(ctx context.Context, current *oauth2.Token) (
 // refresh sends one refresh request; a failure after the request went
 // out, without an answer the server could have sent, wraps errAnswerLost.
 func (s *refreshTokenSource) refresh(ctx context.Context, rt string) (*oauth2.Token, error) {
-	tok, err := s.style.request(s.cfg.Endpoint.AuthStyle, func(style oauth2.AuthStyle) (*oauth2.Token, error) {
-		ep := s.cfg.Endpoint
-		ep.AuthStyle = style
-		c := &oauth2.Config{ClientID: s.cfg.ClientID, ClientSecret: s.cfg.ClientSecret, Endpoint: ep, Scopes: s.cfg.Scopes}
-		tok, err := c.TokenSource(tokenContext(ctx), &oauth2.Token{RefreshToken: rt}).Token()
-		return tok, tokenFailure(err, s.cfg.ClientSecret, rt)
-	})
+	tok, err := s.ep.request(ctx, nil, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, rt)
 	if err != nil {
 		if _, answered := answeredStatus(err); !answered && !notSent(err) && !errors.Is(err, errRedirected) {
 			return nil, &lostError{err}

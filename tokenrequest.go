@@ -1,0 +1,58 @@
+package oauthtransport
+
+// One token request of a built-in source, for any grant: the grant's
+// parameters, the client authenticated as configured (a secret in the
+// header or the body, or a JWT assertion), sent with x/oauth2 through the
+// Transport's token client (which adds DPoP proofs when asked).
+
+import (
+	"context"
+	"net/url"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// endpoint is a token endpoint and how the client authenticates to it.
+type endpoint struct {
+	clientID, secret, url string
+	style                 oauth2.AuthStyle // as configured; AutoDetect probes
+	probe                 *authStyleProbe
+	params                url.Values // sent with every request (EndpointParams, resource)
+	auth                  clientAuth // nil: the client secret, as style says
+}
+
+// request sends one token request. grant holds the grant's parameters
+// (grant_type, refresh_token, ...; none for client credentials); secrets
+// are redacted from the error, with the client's own.
+func (e *endpoint) request(ctx context.Context, scopes []string, grant url.Values, secrets ...string) (*oauth2.Token, error) {
+	v := make(url.Values, len(e.params)+len(grant)+2)
+	for k, vs := range e.params {
+		v[k] = vs
+	}
+	for k, vs := range grant {
+		v[k] = vs
+	}
+	if e.auth != nil {
+		a, err := e.auth.assertion(ctx, e.clientID, e.secret, e.url)
+		if err != nil {
+			return nil, &TokenError{Err: err}
+		}
+		v.Set("client_assertion_type", clientAssertionType)
+		v.Set("client_assertion", a)
+		tok, err := e.send(ctx, "", oauth2.AuthStyleInParams, scopes, v)
+		return tok, tokenFailure(err, append(secrets, a, e.secret)...)
+	}
+	return e.probe.request(e.style, func(style oauth2.AuthStyle) (*oauth2.Token, error) {
+		tok, err := e.send(ctx, e.secret, style, scopes, v)
+		return tok, tokenFailure(err, append(secrets, e.secret)...)
+	})
+}
+
+// send is one request: x/oauth2's client-credentials request with the
+// grant type and parameters overridden (it allows grant_type to be).
+func (e *endpoint) send(ctx context.Context, secret string, style oauth2.AuthStyle, scopes []string, v url.Values) (*oauth2.Token, error) {
+	c := &clientcredentials.Config{ClientID: e.clientID, ClientSecret: secret, TokenURL: e.url, Scopes: scopes,
+		EndpointParams: v, AuthStyle: style}
+	return c.Token(tokenContext(ctx))
+}
