@@ -14,9 +14,11 @@ import (
 type authorizer interface {
 	// authorize returns the request to send: a shallow copy of req with
 	// body and c's credentials. req is never modified.
-	authorize(req *http.Request, body io.ReadCloser, c *credential) *http.Request
+	authorize(req *http.Request, body io.ReadCloser, c *credential) (*http.Request, error)
 	// rejected says what to do after a 401 to a request sent with c.
 	rejected(resp *http.Response, c *credential) onReject
+	// observe sees every response, to the request out that was sent.
+	observe(out *http.Request, resp *http.Response)
 }
 
 // onReject is what a 401 calls for.
@@ -31,9 +33,11 @@ const (
 // headerAuthorizer sends the credential's Authorization value as it is.
 type headerAuthorizer struct{}
 
-func (headerAuthorizer) authorize(req *http.Request, body io.ReadCloser, c *credential) *http.Request {
-	return withAuth(req, body, c.auth)
+func (headerAuthorizer) authorize(req *http.Request, body io.ReadCloser, c *credential) (*http.Request, error) {
+	return withAuth(req, body, c.auth), nil
 }
+
+func (headerAuthorizer) observe(*http.Request, *http.Response) {}
 
 // rejected renews the token unless the server's challenges name only
 // other schemes than ours: then a fresh token cannot help.

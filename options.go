@@ -53,6 +53,7 @@ type options struct {
 	tokenClient   *http.Client
 	maxTokens     int
 	keepAlive     keepAlivePolicy // off unless idle > 0
+	dpop          *dpop           // WithDPoP
 	meters        metric.MeterProvider
 	tracers       trace.TracerProvider
 	// refreshTimeout bounds one refresh (lock, store and token endpoint).

@@ -141,14 +141,14 @@ func newCredentialCache(e *env, src Source, name string) *credentialCache {
 	return &credentialCache{env: e, src: src, name: name}
 }
 
-// storeKey is the key's store key: the WithStore key, and on a keyed
-// Transport "/" and the WithKey key (made when needed, not kept: a keyed
-// Transport holds many caches).
+// storeKey is the key's store key: the WithStore key (with WithDPoP, and
+// the key's thumbprint), and on a keyed Transport "/" and the WithKey key
+// (made when needed, not kept: a keyed Transport holds many caches).
 func (k *credentialCache) storeKey() string {
 	if k.env.keyed {
 		return k.env.opts.key + "/" + k.name
 	}
-	return k.name
+	return k.env.opts.key
 }
 
 // current returns a usable credential: the cached one while it has not

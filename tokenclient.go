@@ -37,13 +37,18 @@ func (g *tokenGuard) CloseIdleConnections() {
 }
 
 // newTokenClient returns the client of a Transport's token requests: c
-// (or a default client) with the guards around it.
-func newTokenClient(c *http.Client, insecureOK bool) *http.Client {
+// (or a default client) with the guards around it, and DPoP proofs when d
+// is not nil.
+func newTokenClient(c *http.Client, insecureOK bool, d *dpop) *http.Client {
 	guarded := http.Client{}
 	if c != nil {
 		guarded = *c
 	}
-	guarded.Transport = &tokenGuard{base: transportOf(&guarded), insecureOK: insecureOK}
+	base := transportOf(&guarded)
+	if d != nil {
+		base = &dpopTokenTransport{d: d, base: base}
+	}
+	guarded.Transport = &tokenGuard{base: base, insecureOK: insecureOK}
 	guarded.CheckRedirect = guardRedirects(guarded.CheckRedirect)
 	return &guarded
 }
@@ -74,7 +79,7 @@ func TokenClient(ctx context.Context) *http.Client {
 }
 
 // defaultTokenClient serves the built-in sources outside a Transport.
-var defaultTokenClient = newTokenClient(nil, false)
+var defaultTokenClient = newTokenClient(nil, false, nil)
 
 // tokenClientKey carries a Transport's token client to its Source.
 type tokenClientKey struct{}
@@ -94,7 +99,7 @@ func tokenContext(ctx context.Context) context.Context {
 		return context.WithValue(ctx, oauth2.HTTPClient, c)
 	}
 	if user, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && user != nil {
-		return context.WithValue(ctx, oauth2.HTTPClient, newTokenClient(user, false))
+		return context.WithValue(ctx, oauth2.HTTPClient, newTokenClient(user, false, nil))
 	}
 	return context.WithValue(ctx, oauth2.HTTPClient, defaultTokenClient)
 }

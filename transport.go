@@ -63,6 +63,10 @@ func newTransport(src Source, keyed bool, opts ...Option) (*Transport, error) {
 		return nil, err
 	}
 	t := &Transport{opts: o, authz: headerAuthorizer{}, retry: o.retry.withDefaults(), life: newLifetime()}
+	if o.dpop != nil {
+		t.authz = dpopAuthorizer{d: o.dpop}
+		t.opts.key += "#dpop:" + o.dpop.jkt // tokens bound to another key are never adopted
+	}
 	t.budget = newRetryBudget(t.retry)
 	log := o.logger
 	if log == nil {
@@ -74,14 +78,14 @@ func newTransport(src Source, keyed bool, opts ...Option) (*Transport, error) {
 	}
 	t.env = &env{opts: &t.opts, log: log, stats: &t.stats, life: t.life, store: s,
 		sched:       schedulePolicy{window: o.window, windowSet: o.windowSet, skew: o.skew},
-		tokenClient: newTokenClient(o.tokenClient, o.insecureHTTP),
+		tokenClient: newTokenClient(o.tokenClient, o.insecureHTTP, o.dpop),
 		tel:         newTelemetry(o.meters, o.tracers)}
 	t.env.locker, _ = s.(store.Locker)
 	if keyed {
 		t.env.keyed = true
 		t.env.clock = startClock(t.life)
 	} else {
-		t.cache = newCredentialCache(t.env, src, o.key)
+		t.cache = newCredentialCache(t.env, src, o.key) // named by the WithStore key; stored under t.opts.key
 	}
 	t.close = sync.OnceValue(t.shutdown)
 	return t, nil
@@ -185,10 +189,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	a := attempt{t: t, k: k, req: req, c: c}
-	out := t.authz.authorize(req, req.Body, c)
+	out, err := t.authz.authorize(req, req.Body, c)
+	if err != nil {
+		return nil, err
+	}
 	for {
 		a.sends++
 		resp, err := t.send(out)
+		if err == nil {
+			t.authz.observe(out, resp)
+		}
 		next, final, err := a.decide(resp, err)
 		if next == stepDone {
 			return final, err
@@ -332,7 +342,7 @@ func (a *attempt) again(next step) (*http.Request, error) {
 		a.k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: replaying request with a new token",
 			slog.String("method", a.req.Method), slog.String("url", redactURL(a.req.URL)), slog.String("token", c.fingerprint()))
 	}
-	return a.t.authz.authorize(a.req, body, c), nil
+	return a.t.authz.authorize(a.req, body, c)
 }
 
 // finish returns resp, or the typed error its verdict names.

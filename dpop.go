@@ -1,0 +1,228 @@
+package oauthtransport
+
+// DPoP (RFC 9449): tokens bound to a key the client holds. Each token
+// request and each API request carries a proof, a JWT signed with the key
+// over the request's method and URL (and, for the API, the token's hash);
+// servers may demand a nonce, which is cached per origin and renewed from
+// every response.
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// WithDPoP binds the Transport's tokens to key (DPoP, RFC 9449): every
+// token request carries a proof signed with key, so the server issues
+// tokens only key can use, and every API request carries a fresh proof
+// (method, URL without query and fragment, time, a random ID, the token's
+// hash) with "Authorization: DPoP <token>". The algorithm follows from the
+// key (ES256 for ECDSA P-256, the usual choice; EdDSA; RS256). Server
+// nonces are cached per origin and renewed from every response: a token
+// endpoint's 400 use_dpop_nonce is retried once with the nonce, and an
+// API's 401 with error="use_dpop_nonce" is replayed once with a new proof,
+// keeping the token. A token the server issued as Bearer (it ignored the
+// proof) is sent as Bearer; a DPoP-bound one never is.
+//
+// Tokens are stored under the WithStore key and "#dpop:" and the key's
+// JWK thumbprint, so a process holding another key never adopts a token
+// it cannot use. A fleet sharing tokens through a store shares one DPoP
+// key (from a secret manager or a KMS); processes with keys of their own
+// each keep their own tokens.
+func WithDPoP(key crypto.Signer) Option {
+	return func(o *options) {
+		d, err := newDPoP(key)
+		if err != nil {
+			o.errs = append(o.errs, fmt.Errorf("WithDPoP: %w", err))
+			return
+		}
+		o.dpop = d
+	}
+}
+
+// dpop makes proofs with one key and keeps the servers' nonces.
+type dpop struct {
+	signer jose.Signer
+	jkt    string   // the key's JWK SHA-256 thumbprint (RFC 7638)
+	nonces sync.Map // origin → the latest DPoP-Nonce it sent
+}
+
+func newDPoP(key crypto.Signer) (*dpop, error) {
+	if key == nil {
+		return nil, fmt.Errorf("nil key")
+	}
+	signer, err := newJWTSigner(key, "dpop+jwt", "", true)
+	if err != nil {
+		return nil, err
+	}
+	tp, err := (&jose.JSONWebKey{Key: key.Public()}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	return &dpop{signer: signer, jkt: base64.RawURLEncoding.EncodeToString(tp)}, nil
+}
+
+// proofClaims are a DPoP proof's claims (RFC 9449 §4.2).
+type proofClaims struct {
+	ID       string           `json:"jti"`
+	Method   string           `json:"htm"`
+	URI      string           `json:"htu"`
+	IssuedAt *jwt.NumericDate `json:"iat"`
+	Hash     string           `json:"ath,omitempty"`
+	Nonce    string           `json:"nonce,omitempty"`
+}
+
+// proof signs a proof for a request to u with method, for accessToken
+// (empty on a token request), with the origin's nonce if one is known.
+func (d *dpop) proof(method string, u *url.URL, accessToken string) (string, error) {
+	c := proofClaims{ID: randomID(), Method: method, URI: htu(u), IssuedAt: jwt.NewNumericDate(time.Now())}
+	if accessToken != "" {
+		sum := sha256.Sum256([]byte(accessToken))
+		c.Hash = base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	if n, ok := d.nonces.Load(originOf(u)); ok {
+		c.Nonce = n.(string)
+	}
+	p, err := jwt.Signed(d.signer).Claims(c).Serialize()
+	if err != nil {
+		return "", fmt.Errorf("oauthtransport: signing a DPoP proof: %w", err)
+	}
+	return p, nil
+}
+
+// htu is a proof's URI: the request's, without query and fragment.
+func htu(u *url.URL) string {
+	v := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	return v.String()
+}
+
+func originOf(u *url.URL) string { return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) }
+
+// remember keeps the nonce a response from u's origin carried.
+func (d *dpop) remember(u *url.URL, resp *http.Response) {
+	n := resp.Header.Get("DPoP-Nonce")
+	if n == "" || invalidHeaderByte(n) >= 0 || len(n) > 1024 {
+		return
+	}
+	if old, ok := d.nonces.Load(originOf(u)); !ok || old.(string) != n {
+		d.nonces.Store(originOf(u), n)
+	}
+}
+
+// dpopTokenTransport puts a proof on each token request, and retries a
+// 400 use_dpop_nonce once with the nonce the server sent (RFC 9449 §8).
+type dpopTokenTransport struct {
+	d    *dpop
+	base http.RoundTripper
+}
+
+func (t *dpopTokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.send(req)
+	if err != nil {
+		return nil, err
+	}
+	t.d.remember(req.URL, resp)
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("DPoP-Nonce") == "" || req.GetBody == nil {
+		return resp, nil
+	}
+	if code, restored := oauthErrorCode(resp); code != "use_dpop_nonce" {
+		resp.Body = restored
+		return resp, nil
+	}
+	drain(resp)
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, err
+	}
+	again := req.Clone(req.Context())
+	again.Body = body
+	return t.send(again)
+}
+
+func (t *dpopTokenTransport) send(req *http.Request) (*http.Response, error) {
+	p, err := t.d.proof(req.Method, req.URL, "")
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	r := req.Clone(req.Context())
+	r.Header.Set("DPoP", p)
+	return t.base.RoundTrip(r)
+}
+
+// CloseIdleConnections forwards to the base transport.
+func (t *dpopTokenTransport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// oauthErrorCode reads the "error" member of an OAuth error response
+// (RFC 6749 §5.2), and returns a body that reads as the original did.
+func oauthErrorCode(resp *http.Response) (string, io.ReadCloser) {
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	restored := struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(data), resp.Body), resp.Body}
+	if err != nil {
+		return "", restored
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(data, &e)
+	return e.Error, restored
+}
+
+// dpopAuthorizer puts DPoP-bound tokens on API requests with a fresh
+// proof each; tokens the server issued as Bearer go as they are.
+type dpopAuthorizer struct {
+	d *dpop
+	headerAuthorizer
+}
+
+func (a dpopAuthorizer) authorize(req *http.Request, body io.ReadCloser, c *credential) (*http.Request, error) {
+	if !strings.EqualFold(c.scheme(), "DPoP") {
+		return withAuth(req, body, c.auth), nil
+	}
+	p, err := a.d.proof(req.Method, req.URL, c.rec.tok.AccessToken)
+	if err != nil {
+		if body != nil {
+			body.Close()
+		}
+		return nil, err
+	}
+	out := withAuth(req, body, c.auth)
+	out.Header["Dpop"] = []string{p}
+	return out, nil
+}
+
+// rejected re-signs once when the server asks for a nonce and sent one
+// (the attempt replays once at most); otherwise a 401 means what it means
+// for any token.
+func (a dpopAuthorizer) rejected(resp *http.Response, c *credential) onReject {
+	if strings.EqualFold(c.scheme(), "DPoP") && resp.Header.Get("DPoP-Nonce") != "" {
+		for _, ch := range parseChallenges(resp.Header.Values("Www-Authenticate")) {
+			if strings.EqualFold(ch.Scheme, "DPoP") && ch.Error == "use_dpop_nonce" {
+				return rejectResign
+			}
+		}
+	}
+	return a.headerAuthorizer.rejected(resp, c)
+}
+
+// observe keeps the nonce of every response to out.
+func (a dpopAuthorizer) observe(out *http.Request, resp *http.Response) { a.d.remember(out.URL, resp) }
