@@ -54,6 +54,7 @@ type Server struct {
 	APIURL    string // the protected API; any path below it
 
 	tokenCalls, apiCalls, apiRejected, reuses atomic.Int64
+	asNonceChallenges, rsNonceChallenges      atomic.Int64
 
 	mu         sync.Mutex
 	lifetime   time.Duration
@@ -65,6 +66,12 @@ type Server struct {
 	access     map[string]grant   // live access tokens
 	refresh    map[string]*family // refresh token -> its family
 	used       map[string]rotated // rotated-away refresh tokens, for reuse detection
+
+	dpop, requireNonce bool
+	asNonce, rsNonce   string
+	clientKey          any                 // ClientKey
+	jtis               map[string]struct{} // DPoP proofs and assertions seen
+	requests           []TokenRequest
 }
 
 type rotated struct {
@@ -76,6 +83,7 @@ type grant struct {
 	expiry time.Time
 	fam    *family
 	scope  string
+	jkt    string // DPoP-bound to this key
 }
 
 type family struct{ revoked bool }
@@ -115,6 +123,9 @@ func New(opts ...Option) *Server {
 		access:   make(map[string]grant),
 		refresh:  make(map[string]*family),
 		used:     make(map[string]rotated),
+		jtis:     make(map[string]struct{}),
+		asNonce:  "as-" + randomHex(),
+		rsNonce:  "rs-" + randomHex(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -240,6 +251,42 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, fail.Status, fail.Code, "scripted failure")
 		return
 	}
+	p, ok := s.tokenProof(w, r)
+	if !ok {
+		return
+	}
+	method, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	s.requests = append(s.requests, TokenRequest{Form: r.PostForm, AuthMethod: method, DPoP: p != nil})
+	s.mu.Unlock()
+	switch r.PostFormValue("grant_type") {
+	case "client_credentials":
+		s.issue(w, nil, r.PostFormValue("scope"), p, "")
+	case "refresh_token":
+		s.refreshGrant(w, r.PostFormValue("refresh_token"), p)
+	case "urn:ietf:params:oauth:grant-type:token-exchange":
+		s.exchangeGrant(w, r, p)
+	case "urn:ietf:params:oauth:grant-type:jwt-bearer":
+		s.jwtBearerGrant(w, r, p)
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "")
+	}
+}
+
+// authenticate checks the client: a secret in the header or the body, or
+// an assertion. It returns the method; false when it wrote a 401.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if r.PostFormValue("client_assertion") != "" {
+		method, err := s.clientAssertion(r)
+		if err != nil {
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "client assertion refused: "+err.Error())
+			return "", false
+		}
+		return method, true
+	}
 	id, secret, basic := r.BasicAuth()
 	method := "client_secret_basic"
 	if !basic {
@@ -248,23 +295,16 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.postOnly && basic:
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "method client_secret_basic is not allowed for this client")
-		return
+		return "", false
 	case id != ClientID || secret != ClientSecret:
 		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret ("+method+")")
-		return
+		return "", false
 	}
-	switch r.PostFormValue("grant_type") {
-	case "client_credentials":
-		s.issue(w, nil, r.PostFormValue("scope"))
-	case "refresh_token":
-		s.refreshGrant(w, r.PostFormValue("refresh_token"))
-	default:
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "")
-	}
+	return method, true
 }
 
-func (s *Server) refreshGrant(w http.ResponseWriter, rt string) {
+func (s *Server) refreshGrant(w http.ResponseWriter, rt string, p *proof) {
 	s.mu.Lock()
 	fam, live := s.refresh[rt]
 	if old, reused := s.used[rt]; !live && reused && !old.fam.revoked && time.Since(old.at) < s.grace {
@@ -289,10 +329,12 @@ func (s *Server) refreshGrant(w http.ResponseWriter, rt string) {
 		s.used[rt] = rotated{fam: fam, at: time.Now()}
 	}
 	s.mu.Unlock()
-	s.issue(w, fam, "")
+	s.issue(w, fam, "", p, "")
 }
 
-func (s *Server) issue(w http.ResponseWriter, fam *family, scope string) {
+// issue answers with a new access token: DPoP-bound when the request had
+// a proof, with issued_token_type when given.
+func (s *Server) issue(w http.ResponseWriter, fam *family, scope string, p *proof, issuedType string) {
 	at := "at-" + randomHex()
 	s.mu.Lock()
 	lifetime := s.lifetime
@@ -300,8 +342,14 @@ func (s *Server) issue(w http.ResponseWriter, fam *family, scope string) {
 	if lifetime > 0 {
 		g.expiry = time.Now().Add(lifetime)
 	}
-	s.access[at] = g
 	resp := map[string]any{"access_token": at, "token_type": "Bearer"}
+	if p != nil {
+		g.jkt, resp["token_type"] = p.jkt, "DPoP"
+	}
+	if issuedType != "" {
+		resp["issued_token_type"] = issuedType
+	}
+	s.access[at] = g
 	if lifetime > 0 {
 		resp["expires_in"] = int64((lifetime + time.Second - 1) / time.Second)
 	}
@@ -346,21 +394,29 @@ type APIResponse struct {
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.apiCalls.Add(1)
 	body, _ := io.ReadAll(r.Body)
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	s.mu.Lock()
 	g, known := s.access[tok]
-	accepted := ok && known && s.liveLocked(g) && !s.rejectAll
+	accepted := (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "DPoP")) && known && s.liveLocked(g) && !s.rejectAll
 	s.mu.Unlock()
 	if !accepted {
-		s.apiRejected.Add(1)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="api", error="invalid_token", error_description="the access token is invalid"`)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = io.WriteString(w, `{"error":"invalid_token","error_description":"the access token is invalid"}`)
+		s.reject(w, `Bearer realm="api", error="invalid_token", error_description="the access token is invalid"`)
+		return
+	}
+	if g.jkt != "" && !s.apiProof(w, r, scheme, tok, g.jkt) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(APIResponse{Method: r.Method, Path: r.URL.Path, Body: string(body)})
+}
+
+// reject answers 401 with challenge.
+func (s *Server) reject(w http.ResponseWriter, challenge string) {
+	s.apiRejected.Add(1)
+	w.Header().Set("WWW-Authenticate", challenge)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusUnauthorized)
+	_, _ = io.WriteString(w, `{"error":"invalid_token","error_description":"the access token is invalid"}`)
 }
 
 func oauthError(w http.ResponseWriter, status int, code, desc string) {
