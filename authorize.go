@@ -40,9 +40,11 @@ func (headerAuthorizer) authorize(req *http.Request, body io.ReadCloser, c *cred
 func (headerAuthorizer) observe(*http.Request, *http.Response) {}
 
 // rejected renews the token unless the server's challenges name only
-// other schemes than ours: then a fresh token cannot help.
+// other schemes than ours, or ask for a step-up or more scope: then a
+// fresh token cannot help.
 func (headerAuthorizer) rejected(resp *http.Response, c *credential) onReject {
-	if !offersScheme(parseChallenges(resp.Header.Values("Www-Authenticate")), c.scheme()) {
+	challenges := parseChallenges(resp.Header.Values("Www-Authenticate"))
+	if !offersScheme(challenges, c.scheme()) || refreshCannotHelp(challenges) {
 		return rejectFinal
 	}
 	return rejectRenew

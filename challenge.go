@@ -1,6 +1,10 @@
 package oauthtransport
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+	"time"
+)
 
 // WWW-Authenticate (RFC 9110 §11.6.1), parsed from untrusted input; fuzzed
 // in headers_test.go.
@@ -270,4 +274,41 @@ func isToken68Char(c byte) bool {
 		return true
 	}
 	return c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+}
+
+// newUnauthorizedError reads what a 401's challenges say beyond the
+// error: a step-up (RFC 9470) and the resource's metadata (RFC 9728).
+func newUnauthorizedError(re ResponseError, challenges []Challenge) *UnauthorizedError {
+	e := &UnauthorizedError{ResponseError: re, Challenge: pickChallenge(challenges, "Bearer")}
+	for _, c := range challenges {
+		if c.Error == "insufficient_user_authentication" && e.StepUp == nil {
+			e.Challenge, e.StepUp = c, stepUpOf(c)
+		}
+		if m := c.Params["resource_metadata"]; m != "" && e.ResourceMetadata == "" {
+			e.ResourceMetadata = m
+		}
+	}
+	return e
+}
+
+func stepUpOf(c Challenge) *StepUp {
+	s := &StepUp{ACRValues: strings.Fields(c.Params["acr_values"])}
+	if v, ok := c.Params["max_age"]; ok {
+		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n >= 0 && n < 1<<31 {
+			s.MaxAge, s.HasMaxAge = time.Duration(n)*time.Second, true
+		}
+	}
+	return s
+}
+
+// refreshCannotHelp reports a 401 whose challenge asks for what a new
+// token from the same grant cannot give: a stronger or more recent user
+// authentication (RFC 9470), or more scope.
+func refreshCannotHelp(challenges []Challenge) bool {
+	for _, c := range challenges {
+		if c.Error == "insufficient_user_authentication" || c.Error == "insufficient_scope" {
+			return true
+		}
+	}
+	return false
 }

@@ -41,6 +41,11 @@ var (
 	// plain http to a host that is not loopback. Nothing was sent. See
 	// [WithInsecureHTTP].
 	ErrInsecureTransport = errors.New("oauthtransport: refusing to send a token over plain http to a non-loopback host")
+	// ErrStepUpRequired matches an *UnauthorizedError whose challenge says
+	// insufficient_user_authentication (RFC 9470): the user must
+	// authenticate again, more strongly or more recently (see
+	// UnauthorizedError.StepUp). No token was dropped or refreshed for it.
+	ErrStepUpRequired = errors.New("oauthtransport: the server asks the user to authenticate again (step-up)")
 )
 
 // maxErrorBody bounds how much of a response body a [ResponseError] keeps.
@@ -96,10 +101,28 @@ func (e *ResponseError) Error() string {
 type UnauthorizedError struct {
 	ResponseError
 	Challenge Challenge // the challenge for the scheme that was sent, else the first
+	// StepUp is what an insufficient_user_authentication challenge asks
+	// for (RFC 9470); nil for any other 401.
+	StepUp *StepUp
+	// ResourceMetadata is the URL of the protected resource's metadata
+	// (RFC 9728) from the challenge's resource_metadata, empty when none:
+	// it names the authorization servers that issue tokens for it.
+	ResourceMetadata string
 }
 
-// Is reports whether target is [ErrUnauthorized].
-func (e *UnauthorizedError) Is(target error) bool { return target == ErrUnauthorized }
+// StepUp is what a step-up challenge (RFC 9470) asks of the next
+// authorization request: pass them as acr_values and max_age.
+type StepUp struct {
+	ACRValues []string      // acceptable authentication context classes, most preferred first
+	MaxAge    time.Duration // the longest time since the user authenticated; see HasMaxAge
+	HasMaxAge bool          // max_age was given (0 then means: authenticate now)
+}
+
+// Is reports whether target is [ErrUnauthorized], or [ErrStepUpRequired]
+// for a step-up challenge.
+func (e *UnauthorizedError) Is(target error) bool {
+	return target == ErrUnauthorized || (target == ErrStepUpRequired && e.StepUp != nil)
+}
 
 // Unwrap returns the embedded *ResponseError.
 func (e *UnauthorizedError) Unwrap() error { return &e.ResponseError }
@@ -366,8 +389,7 @@ func newStatusError(req *http.Request, resp *http.Response, attempts int, sent s
 	re.Message = errorMessage(re.Problem, re.Body)
 	switch v.kind {
 	case kindUnauthorized:
-		challenges := parseChallenges(re.Header.Values("Www-Authenticate"))
-		return &UnauthorizedError{ResponseError: re, Challenge: pickChallenge(challenges, "Bearer")}
+		return newUnauthorizedError(re, parseChallenges(re.Header.Values("Www-Authenticate")))
 	case kindForbidden:
 		return newForbiddenError(re, parseChallenges(re.Header.Values("Www-Authenticate")))
 	case kindRateLimit:
