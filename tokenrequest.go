@@ -22,6 +22,11 @@ type endpoint struct {
 	auth                  clientAuth // nil: the client secret, as style says
 }
 
+// newEndpoint is the endpoint of a built-in source's config and options.
+func newEndpoint(clientID, secret, tokenURL string, style oauth2.AuthStyle, o sourceOptions) endpoint {
+	return endpoint{clientID: clientID, secret: secret, url: tokenURL, style: style, probe: &authStyleProbe{}, auth: o.auth}
+}
+
 // request sends one token request. grant holds the grant's parameters
 // (grant_type, refresh_token, ...; none for client credentials); secrets
 // are redacted from the error, with the client's own.
