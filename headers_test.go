@@ -3,6 +3,7 @@ package oauthtransport
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -187,6 +188,8 @@ func FuzzParseChallenges(f *testing.F) {
 	f.Add(`Bearer realm="api", error="invalid_token", error_description="the \"token\""`)
 	f.Add(`Newauth realm="apps", type=1, title="Login", Basic realm="simple"`)
 	f.Add(`Negotiate abc==, Bearer`)
+	f.Add(`Bearer error="insufficient_user_authentication", acr_values="phr phrh", max_age="5", resource_metadata="https://r/.well-known/oauth-protected-resource"`)
+	f.Add(`DPoP algs="ES256", error="use_dpop_nonce"`)
 	f.Fuzz(func(t *testing.T, s string) {
 		cs := parseChallenges([]string{s, s})
 		if len(cs) > 2*len(s) {
@@ -199,6 +202,13 @@ func FuzzParseChallenges(f *testing.F) {
 			if len(c.Params) > 32 {
 				t.Fatalf("%d params", len(c.Params))
 			}
+		}
+		e := newUnauthorizedError(ResponseError{}, cs)
+		if e.StepUp != nil && (e.StepUp.MaxAge < 0 || slices.Contains(e.StepUp.ACRValues, "")) {
+			t.Fatalf("step-up %+v", e.StepUp)
+		}
+		if e.StepUp != nil && !refreshCannotHelp(cs) {
+			t.Fatal("a step-up challenge would refresh the token")
 		}
 	})
 }

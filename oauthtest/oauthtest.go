@@ -134,6 +134,8 @@ func New(opts ...Option) *Server {
 	mux.HandleFunc("POST /token", s.serveToken)
 	mux.HandleFunc("POST /revoke", s.serveRevoke)
 	mux.HandleFunc("/api/", s.serveAPI)
+	mux.HandleFunc("GET /.well-known/openid-configuration", s.serveMetadata)
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.serveMetadata)
 	s.Server = httptest.NewServer(mux)
 	s.TokenURL = s.URL + "/token"
 	s.RevokeURL = s.URL + "/revoke"
@@ -365,6 +367,23 @@ func (s *Server) issue(w http.ResponseWriter, fam *family, scope string, p *proo
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// serveMetadata serves the server's metadata (RFC 8414, OpenID Connect
+// Discovery); the issuer is the server's URL.
+func (s *Server) serveMetadata(w http.ResponseWriter, _ *http.Request) {
+	md := map[string]any{
+		"issuer": s.URL, "token_endpoint": s.TokenURL, "revocation_endpoint": s.RevokeURL,
+		"grant_types_supported": []string{"client_credentials", "refresh_token",
+			"urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:grant-type:jwt-bearer"},
+		"token_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt"},
+		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256", "PS256", "ES256", "EdDSA", "HS256"},
+	}
+	if s.dpop {
+		md["dpop_signing_alg_values_supported"] = []string{"ES256", "EdDSA", "RS256", "PS256"}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(md)
 }
 
 // serveRevoke revokes an access token, or a refresh token's family (RFC

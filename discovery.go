@@ -1,0 +1,166 @@
+package oauthtransport
+
+// Discovery: an authorization server's metadata (RFC 8414, OpenID Connect
+// Discovery 1.0), fetched once an hour per issuer and checked.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// ServerMetadata is what an authorization server publishes about itself.
+// Members not named here are in Raw.
+type ServerMetadata struct {
+	Issuer                                     string            `json:"issuer"`
+	AuthorizationEndpoint                      string            `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint                              string            `json:"token_endpoint"`
+	JWKSURI                                    string            `json:"jwks_uri,omitempty"`
+	RevocationEndpoint                         string            `json:"revocation_endpoint,omitempty"`
+	IntrospectionEndpoint                      string            `json:"introspection_endpoint,omitempty"`
+	PushedAuthorizationRequestEndpoint         string            `json:"pushed_authorization_request_endpoint,omitempty"`
+	GrantTypesSupported                        []string          `json:"grant_types_supported,omitempty"`
+	ScopesSupported                            []string          `json:"scopes_supported,omitempty"`
+	TokenEndpointAuthMethodsSupported          []string          `json:"token_endpoint_auth_methods_supported,omitempty"`
+	TokenEndpointAuthSigningAlgValuesSupported []string          `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	DPoPSigningAlgValuesSupported              []string          `json:"dpop_signing_alg_values_supported,omitempty"`
+	TLSClientCertificateBoundAccessTokens      bool              `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	MTLSEndpointAliases                        map[string]string `json:"mtls_endpoint_aliases,omitempty"`
+	Raw                                        map[string]any    `json:"-"`
+}
+
+// Endpoint returns the server's endpoints for an oauth2.Config, with the
+// client authentication its metadata prefers: client_secret_basic when
+// offered (or when the server lists no method: the RFC 8414 default),
+// else client_secret_post.
+func (m *ServerMetadata) Endpoint() oauth2.Endpoint {
+	ep := oauth2.Endpoint{AuthURL: m.AuthorizationEndpoint, TokenURL: m.TokenEndpoint}
+	methods := m.TokenEndpointAuthMethodsSupported
+	switch {
+	case len(methods) == 0 || slices.Contains(methods, "client_secret_basic"):
+		ep.AuthStyle = oauth2.AuthStyleInHeader
+	case slices.Contains(methods, "client_secret_post"):
+		ep.AuthStyle = oauth2.AuthStyleInParams
+	}
+	return ep
+}
+
+// discoveryTTL is how long Discover keeps a server's metadata.
+const discoveryTTL = time.Hour
+
+// maxMetadataBytes bounds a metadata document.
+const maxMetadataBytes = 1 << 20
+
+var discovered = struct {
+	sync.Mutex
+	m map[string]cachedMetadata
+}{m: make(map[string]cachedMetadata)}
+
+type cachedMetadata struct {
+	md *ServerMetadata
+	at time.Time
+}
+
+// Discover returns the metadata of the authorization server issuer: its
+// OpenID Connect discovery document (issuer + /.well-known/openid-configuration),
+// else its RFC 8414 one (/.well-known/oauth-authorization-server inserted
+// before the issuer's path). The document's issuer must be issuer exactly,
+// and its token endpoint an https URL (or http on loopback). Results are
+// kept for an hour per issuer; failures are not. The request uses the
+// client under oauth2.HTTPClient in ctx if any, with the redirect and
+// plain-http guards of token requests.
+func Discover(ctx context.Context, issuer string) (*ServerMetadata, error) {
+	discovered.Lock()
+	c, ok := discovered.m[issuer]
+	discovered.Unlock()
+	if ok && time.Since(c.at) < discoveryTTL {
+		return c.md, nil
+	}
+	md, err := discover(ctx, issuer)
+	if err != nil {
+		return nil, err
+	}
+	discovered.Lock()
+	discovered.m[issuer] = cachedMetadata{md: md, at: time.Now()}
+	discovered.Unlock()
+	return md, nil
+}
+
+func discover(ctx context.Context, issuer string) (*ServerMetadata, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Scheme != "https" && !insecureOK(u)) {
+		return nil, fmt.Errorf("oauthtransport: discovery: the issuer must be an https URL without userinfo, query or fragment: %q",
+			oneLine(scrubURLs(issuer), 200))
+	}
+	path := strings.TrimSuffix(u.Path, "/")
+	oidc, rfc8414 := *u, *u
+	oidc.Path = path + "/.well-known/openid-configuration"
+	rfc8414.Path = "/.well-known/oauth-authorization-server" + path
+	var errs []error
+	for _, where := range []*url.URL{&oidc, &rfc8414} {
+		md, err := fetchMetadata(ctx, where.String(), issuer)
+		if err == nil {
+			return md, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("oauthtransport: discovery of %s: %w", redactURL(u), errors.Join(errs...))
+}
+
+// fetchMetadata gets and checks one metadata document.
+func fetchMetadata(ctx context.Context, where, issuer string) (*ServerMetadata, error) {
+	client, _ := tokenContext(ctx).Value(oauth2.HTTPClient).(*http.Client)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", where, resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxMetadataBytes {
+		return nil, fmt.Errorf("GET %s: the document exceeds %d bytes", where, maxMetadataBytes)
+	}
+	return parseMetadata(data, issuer)
+}
+
+// parseMetadata reads a metadata document (untrusted input; fuzzed).
+func parseMetadata(data []byte, issuer string) (*ServerMetadata, error) {
+	var md ServerMetadata
+	if err := json.Unmarshal(data, &md); err != nil {
+		return nil, fmt.Errorf("the metadata is not a JSON object of the expected members: %w", err)
+	}
+	if err := json.Unmarshal(data, &md.Raw); err != nil {
+		return nil, err
+	}
+	if md.Issuer != issuer {
+		return nil, fmt.Errorf("the metadata names issuer %q, not %q (RFC 8414 §3.3)", oneLine(md.Issuer, 200), issuer)
+	}
+	tu, err := url.Parse(md.TokenEndpoint)
+	if err != nil || tu.Host == "" || (tu.Scheme != "https" && !insecureOK(tu)) {
+		return nil, fmt.Errorf("the metadata's token endpoint %q is not an https URL", oneLine(md.TokenEndpoint, 200))
+	}
+	return &md, nil
+}
+
+// insecureOK allows plain http on loopback, as token requests do.
+func insecureOK(u *url.URL) bool { return u.Scheme == "http" && !insecureURL(u) }
