@@ -54,11 +54,13 @@ type TokenExchangeConfig struct {
 // refresh token.
 func TokenExchange(cfg *TokenExchangeConfig, opts ...SourceOption) Source {
 	o := applySourceOptions(opts)
-	return &tokenExchange{cfg: cfg, ep: newEndpoint(cfg.ClientID, cfg.ClientSecret, cfg.TokenURL, cfg.AuthStyle, o)}
+	o.resources = append(o.resources, cfg.Resource...)
+	return &tokenExchange{cfg: cfg, o: o, ep: newEndpoint(cfg.ClientID, cfg.ClientSecret, cfg.TokenURL, cfg.AuthStyle, o)}
 }
 
 type tokenExchange struct {
 	cfg *TokenExchangeConfig
+	o   sourceOptions
 	ep  endpoint
 }
 
@@ -80,8 +82,7 @@ func (s *tokenExchange) Token(ctx context.Context, _ *oauth2.Token) (*oauth2.Tok
 		secrets = append(secrets, actor)
 	}
 	setAll(v, "requested_token_type", s.cfg.RequestedTokenType)
-	setAll(v, "audience", s.cfg.Audience...)
-	setAll(v, "resource", s.cfg.Resource...)
+	setAll(v, "audience", s.cfg.Audience...) // resources: in the endpoint's parameters
 	if len(s.cfg.Scopes) > 0 {
 		v.Set("scope", strings.Join(s.cfg.Scopes, " "))
 	}
@@ -140,11 +141,12 @@ func JWTBearer(cfg *JWTBearerConfig, opts ...SourceOption) Source {
 	if cfg.ClientID == "" && o.auth == nil {
 		style = oauth2.AuthStyleInParams // no client to authenticate: send nothing for it
 	}
-	return &jwtBearer{cfg: cfg, ep: newEndpoint(cfg.ClientID, cfg.ClientSecret, cfg.TokenURL, style, o)}
+	return &jwtBearer{cfg: cfg, o: o, ep: newEndpoint(cfg.ClientID, cfg.ClientSecret, cfg.TokenURL, style, o)}
 }
 
 type jwtBearer struct {
 	cfg *JWTBearerConfig
+	o   sourceOptions
 	ep  endpoint
 }
 

@@ -107,7 +107,11 @@ func (t *Transport) keepAliveKeys(ctx context.Context) iter.Seq2[string, error] 
 					listed = false // an Encrypted store over one that cannot list
 					break
 				}
-				if !yield(strings.TrimPrefix(k, prefix), err) || err != nil {
+				k = strings.TrimPrefix(k, prefix)
+				if i := strings.LastIndex(k, "#resource:"); i >= 0 {
+					k = k[:i] // the source adds it back (WithResource)
+				}
+				if !yield(k, err) || err != nil {
 					return
 				}
 			}

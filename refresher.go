@@ -142,13 +142,14 @@ func newCredentialCache(e *env, src Source, name string) *credentialCache {
 }
 
 // storeKey is the key's store key: the WithStore key (with WithDPoP, and
-// the key's thumbprint), and on a keyed Transport "/" and the WithKey key
-// (made when needed, not kept: a keyed Transport holds many caches).
+// the key's thumbprint), on a keyed Transport "/" and the WithKey key, and
+// the resources the source asks for (WithResource); made when needed, not
+// kept: a keyed Transport holds many caches.
 func (k *credentialCache) storeKey() string {
 	if k.env.keyed {
-		return k.env.opts.key + "/" + k.name
+		return k.env.opts.key + "/" + k.name + scopeOf(k.src)
 	}
-	return k.env.opts.key
+	return k.env.opts.key + scopeOf(k.src)
 }
 
 // current returns a usable credential: the cached one while it has not

@@ -48,8 +48,10 @@ type RefreshTokenSpender interface {
 type SourceOption func(*sourceOptions)
 
 type sourceOptions struct {
-	grace time.Duration
-	auth  clientAuth // a JWT assertion instead of the client secret
+	grace     time.Duration
+	auth      clientAuth // a JWT assertion instead of the client secret
+	resources []string   // RFC 8707 resource indicators
+	errs      []error    // reported by every token request
 }
 
 // WithRotationGrace declares that the token endpoint accepts a rotated
@@ -87,8 +89,11 @@ func applySourceOptions(opts []SourceOption) sourceOptions {
 // that; when both fail the first answer is reported.
 func ClientCredentials(cfg *clientcredentials.Config, opts ...SourceOption) Source {
 	o := applySourceOptions(opts)
-	return &clientCredentials{cfg: cfg, o: o, ep: endpoint{clientID: cfg.ClientID, secret: cfg.ClientSecret, url: cfg.TokenURL,
-		style: cfg.AuthStyle, probe: &authStyleProbe{}, params: cfg.EndpointParams, auth: o.auth}}
+	ep := newEndpoint(cfg.ClientID, cfg.ClientSecret, cfg.TokenURL, cfg.AuthStyle, o)
+	for k, v := range cfg.EndpointParams {
+		ep.params[k] = append(ep.params[k], v...)
+	}
+	return &clientCredentials{cfg: cfg, o: o, ep: ep}
 }
 
 type clientCredentials struct {
@@ -121,8 +126,8 @@ func (s *clientCredentials) SpendsRefreshToken() bool { return false }
 // fail the first answer is reported.
 func RefreshToken(cfg *oauth2.Config, initial *oauth2.Token, opts ...SourceOption) Source {
 	o := applySourceOptions(opts)
-	return &refreshTokenSource{cfg: cfg, initial: initial, o: o, ep: endpoint{clientID: cfg.ClientID, secret: cfg.ClientSecret,
-		url: cfg.Endpoint.TokenURL, style: cfg.Endpoint.AuthStyle, probe: &authStyleProbe{}, auth: o.auth}}
+	return &refreshTokenSource{cfg: cfg, initial: initial, o: o, ep: newEndpoint(cfg.ClientID, cfg.ClientSecret,
+		cfg.Endpoint.TokenURL, cfg.Endpoint.AuthStyle, o)}
 }
 
 type refreshTokenSource struct {

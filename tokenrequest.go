@@ -7,6 +7,7 @@ package oauthtransport
 
 import (
 	"context"
+	"errors"
 	"net/url"
 
 	"golang.org/x/oauth2"
@@ -20,17 +21,26 @@ type endpoint struct {
 	probe                 *authStyleProbe
 	params                url.Values // sent with every request (EndpointParams, resource)
 	auth                  clientAuth // nil: the client secret, as style says
+	errs                  error      // a misused SourceOption
 }
 
 // newEndpoint is the endpoint of a built-in source's config and options.
 func newEndpoint(clientID, secret, tokenURL string, style oauth2.AuthStyle, o sourceOptions) endpoint {
-	return endpoint{clientID: clientID, secret: secret, url: tokenURL, style: style, probe: &authStyleProbe{}, auth: o.auth}
+	params := url.Values{}
+	for _, r := range o.resources {
+		params.Add("resource", r)
+	}
+	return endpoint{clientID: clientID, secret: secret, url: tokenURL, style: style, probe: &authStyleProbe{},
+		auth: o.auth, params: params, errs: errors.Join(o.errs...)}
 }
 
 // request sends one token request. grant holds the grant's parameters
 // (grant_type, refresh_token, ...; none for client credentials); secrets
 // are redacted from the error, with the client's own.
 func (e *endpoint) request(ctx context.Context, scopes []string, grant url.Values, secrets ...string) (*oauth2.Token, error) {
+	if e.errs != nil {
+		return nil, &TokenError{Err: e.errs}
+	}
 	v := make(url.Values, len(e.params)+len(grant)+2)
 	for k, vs := range e.params {
 		v[k] = vs
