@@ -86,7 +86,9 @@ func applySourceOptions(opts []SourceOption) sourceOptions {
 // another origin, since it carries the client secret. It spends no
 // refresh token. With cfg.AuthStyle left to auto-detection, the client is
 // authenticated in the header, then in the body if the server refused
-// that; when both fail the first answer is reported.
+// that; when both fail the first answer is reported. Without a client
+// secret (tls_client_auth through [WithTokenClient], a public client), the
+// client_id goes in the body and no Basic header is sent.
 func ClientCredentials(cfg *clientcredentials.Config, opts ...SourceOption) Source {
 	o := applySourceOptions(opts)
 	ep := newEndpoint(cfg.ClientID, cfg.ClientSecret, cfg.TokenURL, cfg.AuthStyle, o)

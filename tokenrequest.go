@@ -30,6 +30,9 @@ func newEndpoint(clientID, secret, tokenURL string, style oauth2.AuthStyle, o so
 	for _, r := range o.resources {
 		params.Add("resource", r)
 	}
+	if secret == "" && o.auth == nil && style == oauth2.AuthStyleAutoDetect {
+		style = oauth2.AuthStyleInParams // no secret (tls_client_auth, a public client): client_id in the body, no Basic header
+	}
 	return endpoint{clientID: clientID, secret: secret, url: tokenURL, style: style, probe: &authStyleProbe{},
 		auth: o.auth, params: params, errs: errors.Join(o.errs...)}
 }
