@@ -5,6 +5,7 @@ go 1.26.0
 replace github.com/oauthtransport/oauthtransport => ../
 
 require (
+	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/oauthtransport/oauthtransport v0.0.0-00010101000000-000000000000
 	github.com/ory/fosite v0.49.0
 	github.com/stretchr/testify v1.12.1

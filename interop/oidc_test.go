@@ -44,6 +44,7 @@ func startOIDC(t *testing.T, lifetime time.Duration) *oidcServer {
 	require.NoError(t, err)
 	cmd := exec.Command(node, "server.mjs", strings.TrimSuffix(lifetime.String(), "s"))
 	cmd.Dir = "oidc"
+	cmd.Env = append(os.Environ(), "OIDC_CLIENT_JWKS="+clientJWKS())
 	cmd.Stderr = logFile
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)

@@ -1,16 +1,21 @@
 // Runs the certified oidc-provider on loopback for oauthtransport's interop
 // tests: a client-credentials client, a refresh-token client (rotation on),
-// a resource server that introspects, revocation. Usage:
+// a resource server that introspects, revocation; clients that authenticate
+// with private_key_jwt (public keys from OIDC_CLIENT_JWKS) and
+// client_secret_jwt; a client whose tokens are DPoP-bound, with nonces
+// required; resource indicators. Usage:
 //
-//   node server.mjs <token lifetime in seconds>
+//   OIDC_CLIENT_JWKS='{"keys":[...]}' node server.mjs <token lifetime in seconds>
 //
 // It prints "listening <port>" once ready. Two test-only routes:
 // POST /test/refresh-token mints a refresh token for rt-client, as an
 // authorization-code grant would have; GET /test/stats counts token requests.
 import http from 'node:http';
+import crypto from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const ttl = Number(process.argv[2] || 3);
+const clientJWKS = JSON.parse(process.env.OIDC_CLIENT_JWKS || '{"keys":[]}');
 let tokenCalls = 0;
 
 const server = http.createServer();
@@ -23,6 +28,18 @@ const provider = new Provider(issuer, {
     { client_id: 'cc-client', client_secret: 'cc-secret-value', grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'api' },
     { client_id: 'rt-client', client_secret: 'rt-secret-value', grant_types: ['authorization_code', 'refresh_token'], redirect_uris: ['http://127.0.0.1/cb'], response_types: ['code'] },
     { client_id: 'resource-server', client_secret: 'rs-secret-value', grant_types: [], redirect_uris: [], response_types: [] },
+    {
+      client_id: 'pkjwt-client', token_endpoint_auth_method: 'private_key_jwt', jwks: clientJWKS,
+      grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'api',
+    },
+    {
+      client_id: 'csjwt-client', client_secret: 'csjwt-secret-value-long-enough-for-hs256', token_endpoint_auth_method: 'client_secret_jwt',
+      grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'api',
+    },
+    {
+      client_id: 'dpop-client', client_secret: 'dpop-secret-value', dpop_bound_access_tokens: true,
+      grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'api',
+    },
   ],
   scopes: ['openid', 'offline_access', 'api'],
   features: {
@@ -30,6 +47,13 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     revocation: { enabled: true },
     devInteractions: { enabled: false },
+    dPoP: { enabled: true, nonceSecret: crypto.randomBytes(32), requireNonce: () => true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: (ctx, client, oneOf) => oneOf,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, resource) => ({ scope: 'api', audience: resource, accessTokenFormat: 'opaque' }),
+    },
   },
   ttl: { AccessToken: ttl, ClientCredentials: ttl, RefreshToken: 3600, Grant: 3600 },
   rotateRefreshToken: true,
