@@ -102,9 +102,14 @@ func (d *dpop) proof(method string, u *url.URL, accessToken string) (string, err
 	return p, nil
 }
 
-// htu is a proof's URI: the request's, without query and fragment.
+// htu is a proof's URI: the request's without query and fragment,
+// normalized as servers compare it (RFC 3986 §6.2.2: scheme and host in
+// lower case, an empty path as "/").
 func htu(u *url.URL) string {
-	v := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	v := url.URL{Scheme: strings.ToLower(u.Scheme), Host: strings.ToLower(u.Host), Path: u.Path, RawPath: u.RawPath}
+	if v.Path == "" {
+		v.Path, v.RawPath = "/", ""
+	}
 	return v.String()
 }
 

@@ -85,6 +85,17 @@ func TestOIDCProviderEnterprise(t *testing.T) {
 		get(t, tr, s.APIURL())
 	})
 	t.Run("DPoPWithNonces", func(t *testing.T) { testDPoP(t, s) })
+	t.Run("ReplayAfterRevocation", func(t *testing.T) {
+		cfg := s.config("pkjwt-client", "")
+		tr := newTransport(t, oauthtransport.ClientCredentials(cfg, oauthtransport.WithPrivateKeyJWT(clientKey, "k1")))
+		get(t, tr, s.APIURL())
+		tok, _ := tr.Token(context.Background())
+		s.denied.Store(tok.AccessToken, true) // the API stops accepting it
+		get(t, tr, s.APIURL())
+		st := tr.Stats()
+		assert.Equal(t, int64(1), st.Replays, "the 401 was replayed once with a new token")
+		assert.Equal(t, int64(2), st.TokenFetches)
+	})
 	t.Run("ResourceIndicators", func(t *testing.T) {
 		const resource = "https://orders.example.com/"
 		tr := newTransport(t, oauthtransport.ClientCredentials(s.config("cc-client", "cc-secret-value"), oauthtransport.WithResource(resource)))
@@ -105,6 +116,43 @@ func TestOIDCProviderEnterprise(t *testing.T) {
 		cfg.TokenURL, cfg.AuthStyle = md.Endpoint().TokenURL, md.Endpoint().AuthStyle
 		get(t, newTransport(t, oauthtransport.ClientCredentials(cfg)), s.APIURL())
 	})
+}
+
+// Tokens refreshed in the background before they expire, with an
+// assertion and with DPoP proofs, from a provider issuing 2-second tokens.
+func TestOIDCProviderEnterpriseBackgroundRefresh(t *testing.T) {
+	t.Parallel()
+	s := startOIDC(t, 2*time.Second)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	api := httptest.NewServer(&dpopAPI{s: s, nonce: "n"})
+	t.Cleanup(api.Close)
+	for name, c := range map[string]struct {
+		tr  *oauthtransport.Transport
+		api string
+	}{
+		"PrivateKeyJWT": {newTransport(t, oauthtransport.ClientCredentials(s.config("pkjwt-client", ""),
+			oauthtransport.WithPrivateKeyJWT(clientKey, "k1"))), s.APIURL()},
+		"DPoP": {newTransport(t, oauthtransport.ClientCredentials(s.config("dpop-client", "dpop-secret-value")),
+			oauthtransport.WithDPoP(key)), api.URL},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			call := func() {
+				resp, err := c.tr.Client().Get(c.api)
+				require.NoError(t, err)
+				resp.Body.Close()
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+			}
+			call()
+			first, _ := c.tr.Token(context.Background())
+			require.Eventually(t, func() bool {
+				call() // once the token is stale, a request starts the background refresh
+				return c.tr.Stats().BackgroundRefreshes >= 1
+			}, 10*time.Second, 50*time.Millisecond)
+			second, _ := c.tr.Token(context.Background())
+			assert.NotEqual(t, first.AccessToken, second.AccessToken)
+		})
+	}
 }
 
 // testDPoP: the provider demands a nonce on the first token request (one

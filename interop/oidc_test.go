@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ type oidcServer struct {
 	issuer   string
 	api      *httptest.Server
 	lifetime time.Duration
+	denied   sync.Map // access tokens the API refuses, whatever the provider says
 }
 
 // startOIDC starts oidc/server.mjs. Without node or the npm package
@@ -78,7 +80,7 @@ func startOIDC(t *testing.T, lifetime time.Duration) *oidcServer {
 // (RFC 7662) says its token is active.
 func (s *oidcServer) serveAPI(w http.ResponseWriter, r *http.Request) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if ok {
+	if _, denied := s.denied.Load(tok); ok && !denied {
 		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, s.issuer+"/token/introspection",
 			strings.NewReader(url.Values{"token": {tok}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
