@@ -240,3 +240,25 @@ func checkProof(r *http.Request, tok, jkt string) (string, error) {
 	}
 	return c.Nonce, nil
 }
+
+// fosite supports private_key_jwt (not client_secret_jwt nor DPoP).
+func TestFositePrivateKeyJWT(t *testing.T) {
+	t.Parallel()
+	f := startFosite(t, 2*time.Second)
+	cfg := &clientcredentials.Config{ClientID: "pkjwt-client", TokenURL: f.srv.URL + "/token", Scopes: []string{"api"}}
+	tr := newTransport(t, oauthtransport.ClientCredentials(cfg, oauthtransport.WithPrivateKeyJWT(clientKey, "k1")))
+	call := func() {
+		resp, err := tr.Client().Get(f.srv.URL + "/api/things")
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	call()
+	require.Eventually(t, func() bool { call(); return tr.Stats().BackgroundRefreshes >= 1 }, 10*time.Second, 50*time.Millisecond,
+		"a background refresh with a second assertion (fosite refuses a jti twice)")
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	bad := newTransport(t, oauthtransport.ClientCredentials(cfg, oauthtransport.WithPrivateKeyJWT(other, "k1")))
+	_, err := bad.Token(context.Background())
+	te, ok := errors.AsType[*oauthtransport.TokenError](err)
+	require.True(t, ok, "a wrong key: err = %v", err)
+	assert.Equal(t, "invalid_client", te.Code)
+}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	josev3 "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/storage"
@@ -46,6 +47,12 @@ func startFosite(t *testing.T, lifetime time.Duration) *fositeServer {
 		Scopes:        []string{"api", "offline"},
 	}
 	st.Users["alice"] = storage.MemoryUserRelation{Username: "alice", Password: "alice-password"}
+	st.Clients["pkjwt-client"] = &fosite.DefaultOpenIDConnectClient{ // private_key_jwt with clientKey (enterprise_test.go)
+		DefaultClient: &fosite.DefaultClient{ID: "pkjwt-client", GrantTypes: []string{"client_credentials"},
+			ResponseTypes: []string{"token"}, Scopes: []string{"api"}},
+		JSONWebKeys: &josev3.JSONWebKeySet{Keys: []josev3.JSONWebKey{{Key: clientKey.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}}},
+		TokenEndpointAuthMethod: "private_key_jwt", TokenEndpointAuthSigningAlgorithm: "ES256",
+	}
 	cfg := &fosite.Config{
 		AccessTokenLifespan:      lifetime,
 		RefreshTokenLifespan:     time.Hour,
@@ -70,6 +77,7 @@ func startFosite(t *testing.T, lifetime time.Duration) *fositeServer {
 	mux.HandleFunc("/api/", f.api)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
+	cfg.TokenURL = f.srv.URL + "/token" // the audience of client assertions
 	return f
 }
 
