@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -40,7 +41,15 @@ type clientAuth interface {
 // iss and sub the client ID, aud the token endpoint, a random jti, iat
 // now, exp a minute later.
 func WithPrivateKeyJWT(key crypto.Signer, keyID string) SourceOption {
-	return func(o *sourceOptions) { o.auth = newPrivateKeyJWT(key, keyID) }
+	return func(o *sourceOptions) { o.auth = &privateKeyJWT{key: key, kid: keyID} }
+}
+
+// WithAssertionAlgorithm sets the JWS algorithm of WithPrivateKeyJWT's
+// assertions where the key allows more than one: "PS256" (or PS384, PS512,
+// RS384, RS512) for an RSA key, whose default is RS256. FAPI 2.0 servers
+// accept PS256 and ES256 only.
+func WithAssertionAlgorithm(alg string) SourceOption {
+	return func(o *sourceOptions) { o.alg = alg }
 }
 
 // WithClientSecretJWT authenticates the client with a JWT signed with its
@@ -60,19 +69,25 @@ func WithClientAssertion(f func(ctx context.Context) (string, error)) SourceOpti
 }
 
 type privateKeyJWT struct {
+	key    crypto.Signer
+	kid    string
 	signer jose.Signer
-	err    error // a key that cannot sign: reported at the first request
+	err    error // a key that cannot sign: reported at every request
 }
 
-func newPrivateKeyJWT(key crypto.Signer, keyID string) privateKeyJWT {
-	if key == nil {
-		return privateKeyJWT{err: errors.New("WithPrivateKeyJWT: nil key")}
+// prepare makes the signer once the options are known (WithAssertionAlgorithm).
+func (p *privateKeyJWT) prepare(alg string) {
+	if p.key == nil {
+		p.err = errors.New("WithPrivateKeyJWT: nil key")
+		return
 	}
-	signer, err := newJWTSigner(key, "JWT", keyID, false)
-	return privateKeyJWT{signer: signer, err: err}
+	p.signer, p.err = newJWTSigner(p.key, "JWT", p.kid, false, alg)
+	if p.err != nil {
+		p.err = fmt.Errorf("WithPrivateKeyJWT: %w", p.err)
+	}
 }
 
-func (p privateKeyJWT) assertion(_ context.Context, clientID, _, aud string) (string, error) {
+func (p *privateKeyJWT) assertion(_ context.Context, clientID, _, aud string) (string, error) {
 	if p.err != nil {
 		return "", p.err
 	}
@@ -121,14 +136,20 @@ func signAssertion(signer jose.Signer, clientID, aud string) (string, error) {
 	return a, nil
 }
 
-// newJWTSigner signs with key, its algorithm following from its type;
-// typ is the JWS "typ" header, kid its "kid" (none when empty), and
-// embedJWK puts the public key in the header (DPoP).
-func newJWTSigner(key crypto.Signer, typ, kid string, embedJWK bool) (jose.Signer, error) {
+// newJWTSigner signs with key, with alg when given, else the first
+// algorithm its type allows; typ is the JWS "typ" header, kid its "kid"
+// (none when empty), and embedJWK puts the public key in the header (DPoP).
+func newJWTSigner(key crypto.Signer, typ, kid string, embedJWK bool, alg string) (jose.Signer, error) {
 	opaque := cryptosigner.Opaque(key)
 	algs := opaque.Algs()
 	if len(algs) == 0 {
 		return nil, fmt.Errorf("a %T key cannot sign a JWT: use RSA, ECDSA P-256/P-384/P-521 or Ed25519", key.Public())
+	}
+	if alg != "" {
+		if !slices.Contains(algs, jose.SignatureAlgorithm(alg)) {
+			return nil, fmt.Errorf("a %T key cannot sign with %s (it can with %v)", key.Public(), alg, algs)
+		}
+		algs = []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)}
 	}
 	opts := (&jose.SignerOptions{EmbedJWK: embedJWK}).WithType(jose.ContentType(typ))
 	if kid != "" {

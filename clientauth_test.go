@@ -34,7 +34,7 @@ func noSecret(srv *oauthtest.Server) *clientcredentials.Config {
 // assertionClaims reads the client assertion a token request carried.
 func assertionClaims(t *testing.T, req oauthtest.TokenRequest, pub crypto.PublicKey) (jose.Header, josejwt.Claims) {
 	t.Helper()
-	tok, err := josejwt.ParseSigned(req.Form.Get("client_assertion"), []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.ES384, jose.EdDSA, jose.HS256})
+	tok, err := josejwt.ParseSigned(req.Form.Get("client_assertion"), []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.ES384, jose.EdDSA, jose.HS256})
 	require.NoError(t, err)
 	var c josejwt.Claims
 	require.NoError(t, tok.Claims(pub, &c))
@@ -50,11 +50,16 @@ func TestPrivateKeyJWT(t *testing.T) {
 	for _, k := range []struct {
 		alg string
 		key crypto.Signer
-	}{{"ES256", ec}, {"ES384", ec384}, {"RS256", rs}, {"EdDSA", ed}} {
+		set string // WithAssertionAlgorithm
+	}{{"ES256", ec, ""}, {"ES384", ec384, ""}, {"RS256", rs, ""}, {"PS256", rs, "PS256"}, {"EdDSA", ed, ""}} {
 		t.Run(k.alg, func(t *testing.T) {
 			t.Parallel()
 			srv := oauthtest.NewServer(t, oauthtest.ClientKey(k.key.Public()))
-			tr := newTransport(t, oauthtransport.ClientCredentials(noSecret(srv), oauthtransport.WithPrivateKeyJWT(k.key, "key-1")))
+			opts := []oauthtransport.SourceOption{oauthtransport.WithPrivateKeyJWT(k.key, "key-1")}
+			if k.set != "" {
+				opts = append(opts, oauthtransport.WithAssertionAlgorithm(k.set))
+			}
+			tr := newTransport(t, oauthtransport.ClientCredentials(noSecret(srv), opts...))
 			_, err := tr.Token(context.Background())
 			require.NoError(t, err)
 			_, err = tr.Refresh(context.Background())
@@ -107,6 +112,17 @@ func TestWrongKeyIsATokenError(t *testing.T) {
 	assert.Equal(t, "invalid_client", te.Code)
 	assert.False(t, te.Temporary())
 	assert.Empty(t, srv.TokenRequests(), "the server accepted no request")
+}
+
+func TestAssertionAlgorithmTheKeyCannotUse(t *testing.T) {
+	t.Parallel()
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	srv := oauthtest.NewServer(t, oauthtest.ClientKey(ec.Public()))
+	tr := newTransport(t, oauthtransport.ClientCredentials(noSecret(srv), oauthtransport.WithPrivateKeyJWT(ec, ""),
+		oauthtransport.WithAssertionAlgorithm("PS256")))
+	_, err := tr.Token(context.Background())
+	require.ErrorContains(t, err, "PS256")
+	assert.Zero(t, srv.TokenCalls(), "nothing sent")
 }
 
 func TestClientSecretJWT(t *testing.T) {

@@ -112,6 +112,18 @@
 // [WithKeepAlive] refreshes idle keys' tokens before an IdP lets their
 // refresh tokens lapse for disuse.
 //
+// # Enterprise identity providers
+//
+// The built-in sources authenticate the client without sending a secret
+// ([WithPrivateKeyJWT], [WithClientSecretJWT], [WithClientAssertion], or a
+// client certificate through [WithTokenClient]); [WithDPoP] binds tokens
+// to a key with a proof on every request, server nonces handled;
+// [TokenExchange] and [JWTBearer] are grants for tokens and assertions from
+// elsewhere; [Discover] reads a server's metadata; [WithResource] asks for
+// tokens for particular resources. A step-up challenge (RFC 9470) never
+// refreshes the token: it returns an [*UnauthorizedError] matching
+// [ErrStepUpRequired].
+//
 // # Tokens and expiry
 //
 // Expiry comes from expires_in (also when sent as a string); without it, a

@@ -63,7 +63,7 @@ func newDPoP(key crypto.Signer) (*dpop, error) {
 	if key == nil {
 		return nil, fmt.Errorf("nil key")
 	}
-	signer, err := newJWTSigner(key, "dpop+jwt", "", true)
+	signer, err := newJWTSigner(key, "dpop+jwt", "", true, "")
 	if err != nil {
 		return nil, err
 	}

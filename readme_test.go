@@ -18,6 +18,7 @@ var snippetImports = map[string]string{
 	"redisstore":        "github.com/oauthtransport/oauthtransport/store/redisstore",
 	"sqlstore":          "github.com/oauthtransport/oauthtransport/store/sqlstore",
 	"sql":               "database/sql",
+	"crypto":            "crypto",
 	"oauth2":            "golang.org/x/oauth2",
 	"clientcredentials": "golang.org/x/oauth2/clientcredentials",
 	"redis":             "github.com/redis/go-redis/v9",

@@ -51,6 +51,7 @@ type sourceOptions struct {
 	grace     time.Duration
 	auth      clientAuth // a JWT assertion instead of the client secret
 	resources []string   // RFC 8707 resource indicators
+	alg       string     // WithAssertionAlgorithm
 	errs      []error    // reported by every token request
 }
 
@@ -76,6 +77,11 @@ func applySourceOptions(opts []SourceOption) sourceOptions {
 		if opt != nil {
 			opt(&o)
 		}
+	}
+	if p, ok := o.auth.(*privateKeyJWT); ok {
+		p.prepare(o.alg)
+	} else if o.alg != "" {
+		o.errs = append(o.errs, errors.New("WithAssertionAlgorithm: only with WithPrivateKeyJWT"))
 	}
 	return o
 }
