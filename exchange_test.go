@@ -26,7 +26,9 @@ func TestTokenExchangeSendsWhatRFC8693Says(t *testing.T) {
 	subjects := 0
 	cfg := &oauthtransport.TokenExchangeConfig{ClientID: oauthtest.ClientID, ClientSecret: oauthtest.ClientSecret, TokenURL: srv.TokenURL,
 		SubjectToken: func(context.Context) (string, string, error) { subjects++; return "the-users-token", "", nil },
-		ActorToken:   func(context.Context) (string, string, error) { return "the-services-jwt", oauthtransport.TokenTypeJWT, nil },
+		ActorToken: func(context.Context) (string, string, error) {
+			return "the-services-jwt", oauthtransport.TokenTypeJWT, nil
+		},
 		RequestedTokenType: oauthtransport.TokenTypeAccessToken, Audience: []string{"orders"},
 		Resource: []string{"https://orders.example.com/", "https://billing.example.com/"}, Scopes: []string{"read", "write"}}
 	tr := newTransport(t, oauthtransport.TokenExchange(cfg))

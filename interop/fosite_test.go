@@ -50,7 +50,7 @@ func startFosite(t *testing.T, lifetime time.Duration) *fositeServer {
 	st.Clients["pkjwt-client"] = &fosite.DefaultOpenIDConnectClient{ // private_key_jwt with clientKey (enterprise_test.go)
 		DefaultClient: &fosite.DefaultClient{ID: "pkjwt-client", GrantTypes: []string{"client_credentials"},
 			ResponseTypes: []string{"token"}, Scopes: []string{"api"}},
-		JSONWebKeys: &josev3.JSONWebKeySet{Keys: []josev3.JSONWebKey{{Key: clientKey.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}}},
+		JSONWebKeys:             &josev3.JSONWebKeySet{Keys: []josev3.JSONWebKey{{Key: clientKey.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}}},
 		TokenEndpointAuthMethod: "private_key_jwt", TokenEndpointAuthSigningAlgorithm: "ES256",
 	}
 	cfg := &fosite.Config{
