@@ -71,8 +71,12 @@ func TestDiscoverRFC8414PathAndCache(t *testing.T) {
 func TestDiscoverChecksWhatItReads(t *testing.T) {
 	t.Parallel()
 	for name, doc := range map[string]func(string) map[string]any{
-		"another issuer":       func(b string) map[string]any { return map[string]any{"issuer": "https://evil.example", "token_endpoint": b + "/token"} },
-		"plain-http endpoint":  func(b string) map[string]any { return map[string]any{"issuer": b, "token_endpoint": "http://idp.example.com/token"} },
+		"another issuer": func(b string) map[string]any {
+			return map[string]any{"issuer": "https://evil.example", "token_endpoint": b + "/token"}
+		},
+		"plain-http endpoint": func(b string) map[string]any {
+			return map[string]any{"issuer": b, "token_endpoint": "http://idp.example.com/token"}
+		},
 		"no token endpoint":    func(b string) map[string]any { return map[string]any{"issuer": b} },
 		"issuer of wrong type": func(b string) map[string]any { return map[string]any{"issuer": 42, "token_endpoint": b + "/token"} },
 	} {
