@@ -25,7 +25,7 @@ func TestDPoPProofClaims(t *testing.T) {
 	require.NoError(t, err)
 	u, _ := url.Parse("https://API.example.com:8443/v1/items%2Fx?secret=1#frag")
 	read := func(p string) (jose.Header, map[string]any) {
-		jws, err := jose.ParseSigned(p, []jose.SignatureAlgorithm{jose.ES256})
+		jws, err := jose.ParseSignedCompact(p, []jose.SignatureAlgorithm{jose.ES256})
 		require.NoError(t, err)
 		h := jws.Signatures[0].Header
 		payload, err := jws.Verify(h.JSONWebKey)

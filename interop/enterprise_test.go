@@ -48,7 +48,7 @@ func (s *oidcServer) introspect(tok string) (map[string]any, error) {
 	req, _ := http.NewRequest(http.MethodPost, s.issuer+"/token/introspection", strings.NewReader(url.Values{"token": {tok}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth("resource-server", "rs-secret-value")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +217,7 @@ func (a *dpopAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // checkProof verifies r's DPoP proof for tok and key jkt; it returns the
 // proof's nonce.
 func checkProof(r *http.Request, tok, jkt string) (string, error) {
-	jws, err := jose.ParseSigned(r.Header.Get("DPoP"), []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(r.Header.Get("DPoP"), []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		return "", err
 	}

@@ -25,12 +25,13 @@ type oidcServer struct {
 	issuer   string
 	api      *httptest.Server
 	lifetime time.Duration
-	denied   sync.Map // access tokens the API refuses, whatever the provider says
+	denied   sync.Map     // access tokens the API refuses, whatever the provider says
+	client   *http.Client // for introspection and the test routes (trusts the TLS server's CA)
 }
 
 // startOIDC starts oidc/server.mjs. Without node or the npm package
 // (npm ci --prefix interop/oidc) the test is skipped, except under CI=true.
-func startOIDC(t *testing.T, lifetime time.Duration) *oidcServer {
+func startOIDC(t *testing.T, lifetime time.Duration, env ...string) *oidcServer {
 	node, err := exec.LookPath("node")
 	if err == nil {
 		_, err = os.Stat(filepath.Join("oidc", "node_modules", "oidc-provider", "package.json"))
@@ -46,7 +47,7 @@ func startOIDC(t *testing.T, lifetime time.Duration) *oidcServer {
 	require.NoError(t, err)
 	cmd := exec.Command(node, "server.mjs", strings.TrimSuffix(lifetime.String(), "s"))
 	cmd.Dir = "oidc"
-	cmd.Env = append(os.Environ(), "OIDC_CLIENT_JWKS="+clientJWKS())
+	cmd.Env = append(append(os.Environ(), "OIDC_CLIENT_JWKS="+clientJWKS()), env...)
 	cmd.Stderr = logFile
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
@@ -70,7 +71,13 @@ func startOIDC(t *testing.T, lifetime time.Duration) *oidcServer {
 	port, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
 	require.True(t, ok, "unexpected first line from oidc-provider: %q", line)
 
-	s := &oidcServer{issuer: "http://127.0.0.1:" + port, lifetime: lifetime}
+	scheme := "http"
+	for _, e := range env {
+		if strings.HasPrefix(e, "OIDC_TLS_CERT=") {
+			scheme = "https"
+		}
+	}
+	s := &oidcServer{issuer: scheme + "://127.0.0.1:" + port, lifetime: lifetime, client: http.DefaultClient}
 	s.api = httptest.NewServer(http.HandlerFunc(s.serveAPI))
 	t.Cleanup(s.api.Close)
 	return s
@@ -135,7 +142,7 @@ func (s *oidcServer) Revoke(t *testing.T, cfg *clientcredentials.Config, accessT
 }
 
 func (s *oidcServer) TokenCalls() int64 {
-	resp, err := http.Get(s.issuer + "/test/stats")
+	resp, err := s.client.Get(s.issuer + "/test/stats")
 	if err != nil {
 		return -1
 	}

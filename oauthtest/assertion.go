@@ -68,7 +68,7 @@ func (s *Server) clientAssertion(r *http.Request) (string, error) {
 // verifyJWT checks an assertion's signature (HS256 with JWTSecret, else
 // the client key), audience, lifetime and jti; it returns alg, iss, sub.
 func (s *Server) verifyJWT(raw string) (alg, iss, sub string, err error) {
-	jws, err := jose.ParseSigned(raw, assertionAlgs)
+	jws, err := jose.ParseSignedCompact(raw, assertionAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return "", "", "", fmt.Errorf("not a JWS: %v", err)
 	}

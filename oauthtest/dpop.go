@@ -59,7 +59,7 @@ func (s *Server) checkProof(r *http.Request, uri, accessToken string) (*proof, e
 	if len(values) > 1 {
 		return nil, errors.New("more than one DPoP header")
 	}
-	jws, err := jose.ParseSigned(values[0], proofAlgs)
+	jws, err := jose.ParseSignedCompact(values[0], proofAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, fmt.Errorf("not a JWS: %v", err)
 	}

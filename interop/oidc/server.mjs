@@ -3,14 +3,19 @@
 // a resource server that introspects, revocation; clients that authenticate
 // with private_key_jwt (public keys from OIDC_CLIENT_JWKS) and
 // client_secret_jwt; a client whose tokens are DPoP-bound, with nonces
-// required; resource indicators. Usage:
+// required; resource indicators. With OIDC_TLS_CERT, OIDC_TLS_KEY and
+// OIDC_TLS_CA (PEM files) it serves https, asks for client certificates,
+// and has a tls_client_auth client (RFC 8705) whose tokens are bound to its
+// certificate. Usage:
 //
 //   OIDC_CLIENT_JWKS='{"keys":[...]}' node server.mjs <token lifetime in seconds>
 //
 // It prints "listening <port>" once ready. Two test-only routes:
 // POST /test/refresh-token mints a refresh token for rt-client, as an
 // authorization-code grant would have; GET /test/stats counts token requests.
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import crypto from 'node:crypto';
 import Provider from 'oidc-provider';
 
@@ -18,10 +23,23 @@ const ttl = Number(process.argv[2] || 3);
 const clientJWKS = JSON.parse(process.env.OIDC_CLIENT_JWKS || '{"keys":[]}');
 let tokenCalls = 0;
 
-const server = http.createServer();
+const tls = process.env.OIDC_TLS_CERT ? {
+  cert: fs.readFileSync(process.env.OIDC_TLS_CERT),
+  key: fs.readFileSync(process.env.OIDC_TLS_KEY),
+  ca: fs.readFileSync(process.env.OIDC_TLS_CA),
+  requestCert: true,
+  rejectUnauthorized: false, // certificateAuthorized decides, per client
+} : undefined;
+const server = tls ? https.createServer(tls) : http.createServer();
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const { port } = server.address();
-const issuer = `http://127.0.0.1:${port}`;
+const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+
+function peerCertificate(ctx) {
+  if (typeof ctx.socket.getPeerCertificate !== 'function') return undefined;
+  const cert = ctx.socket.getPeerCertificate(false);
+  return cert && cert.raw ? new crypto.X509Certificate(cert.raw) : undefined;
+}
 
 const provider = new Provider(issuer, {
   clients: [
@@ -37,16 +55,31 @@ const provider = new Provider(issuer, {
       grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'api',
     },
     {
+      client_id: 'mtls-client', token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: 'CN=payments-service',
+      tls_client_certificate_bound_access_tokens: true,
+      grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'api',
+    },
+    {
       client_id: 'dpop-client', client_secret: 'dpop-secret-value', dpop_bound_access_tokens: true,
       grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'api',
     },
   ],
   scopes: ['openid', 'offline_access', 'api'],
+  clientAuthMethods: ['client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'none', 'tls_client_auth'],
   features: {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
     devInteractions: { enabled: false },
+    mTLS: {
+      enabled: true,
+      tlsClientAuth: true,
+      certificateBoundAccessTokens: true,
+      getCertificate: peerCertificate,
+      certificateAuthorized: (ctx) => ctx.socket.authorized === true,
+      certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_subject_dn'
+        && peerCertificate(ctx)?.subject === expected,
+    },
     dPoP: { enabled: true, nonceSecret: crypto.randomBytes(32), requireNonce: () => true },
     resourceIndicators: {
       enabled: true,
