@@ -176,3 +176,28 @@ func ExampleWithResource() {
 	fmt.Println(err, idp.TokenRequests()[0].Form["resource"])
 	// Output: <nil> [https://orders.example.com/]
 }
+
+// The JWT-bearer grant (RFC 7523 §2.1): a JWT issued elsewhere (here
+// signed by a key the IdP trusts) is the grant; a fresh one per request.
+func ExampleJWTBearer() {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	idp := oauthtest.New(oauthtest.ClientKey(key.Public()))
+	defer idp.Close()
+	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, nil)
+	assertion := func(context.Context) (string, error) {
+		now := time.Now()
+		return josejwt.Signed(signer).Claims(josejwt.Claims{Issuer: "https://workloads.example.com", Subject: "nightly-export",
+			Audience: josejwt.Audience{idp.TokenURL}, ID: fmt.Sprint(now.UnixNano()),
+			IssuedAt: josejwt.NewNumericDate(now), Expiry: josejwt.NewNumericDate(now.Add(time.Minute))}).Serialize()
+	}
+	tr, _ := oauthtransport.New(oauthtransport.JWTBearer(&oauthtransport.JWTBearerConfig{
+		ClientID: oauthtest.ClientID, ClientSecret: oauthtest.ClientSecret, TokenURL: idp.TokenURL, Assertion: assertion}))
+	defer tr.Close()
+	resp, err := tr.Client().Get(idp.APIURL + "exports")
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.Status, idp.TokenRequests()[0].Form.Get("grant_type"))
+	// Output: 200 OK urn:ietf:params:oauth:grant-type:jwt-bearer
+}
