@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2/clientcredentials"
@@ -261,4 +262,35 @@ func TestFositePrivateKeyJWT(t *testing.T) {
 	te, ok := errors.AsType[*oauthtransport.TokenError](err)
 	require.True(t, ok, "a wrong key: err = %v", err)
 	assert.Equal(t, "invalid_client", te.Code)
+}
+
+// workloadIssuer issues the JWTs fosite accepts as grants.
+const workloadIssuer = "https://workloads.example"
+
+// fosite's RFC 7523 §2.1 handler: a JWT from a trusted issuer is the grant.
+func TestFositeJWTBearer(t *testing.T) {
+	t.Parallel()
+	f := startFosite(t, 30*time.Second)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: clientKey}, (&jose.SignerOptions{}).WithHeader("kid", "w1"))
+	require.NoError(t, err)
+	assertion := func(context.Context) (string, error) {
+		now := time.Now()
+		return josejwt.Signed(signer).Claims(josejwt.Claims{Issuer: workloadIssuer, Subject: "nightly-export",
+			Audience: josejwt.Audience{f.srv.URL + "/token"}, ID: randomJTI(), IssuedAt: josejwt.NewNumericDate(now),
+			Expiry: josejwt.NewNumericDate(now.Add(time.Minute))}).Serialize()
+	}
+	tr := newTransport(t, oauthtransport.JWTBearer(&oauthtransport.JWTBearerConfig{ClientID: fositeClient, ClientSecret: fositeSecret,
+		TokenURL: f.srv.URL + "/token", Assertion: assertion, Scopes: []string{"api"}}))
+	resp, err := tr.Client().Get(f.srv.URL + "/api/exports")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	_, err = tr.Refresh(context.Background())
+	require.NoError(t, err, "a second grant with a fresh assertion")
+}
+
+func randomJTI() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

@@ -42,11 +42,15 @@ func startFosite(t *testing.T, lifetime time.Duration) *fositeServer {
 	st.Clients[fositeClient] = &fosite.DefaultClient{
 		ID:            fositeClient,
 		Secret:        hash,
-		GrantTypes:    []string{"client_credentials", "refresh_token", "password"},
+		GrantTypes:    []string{"client_credentials", "refresh_token", "password", "urn:ietf:params:oauth:grant-type:jwt-bearer"},
 		ResponseTypes: []string{"token"},
 		Scopes:        []string{"api", "offline"},
 	}
 	st.Users["alice"] = storage.MemoryUserRelation{Username: "alice", Password: "alice-password"}
+	st.IssuerPublicKeys[workloadIssuer] = storage.IssuerPublicKeys{Issuer: workloadIssuer, KeysBySub: map[string]storage.SubjectPublicKeys{
+		"nightly-export": {Subject: "nightly-export", Keys: map[string]storage.PublicKeyScopes{
+			"w1": {Key: &josev3.JSONWebKey{Key: clientKey.Public(), KeyID: "w1", Algorithm: "ES256", Use: "sig"}, Scopes: []string{"api"}}}},
+	}} // JWT-bearer grants (RFC 7523 §2.1) signed by clientKey
 	st.Clients["pkjwt-client"] = &fosite.DefaultOpenIDConnectClient{ // private_key_jwt with clientKey (enterprise_test.go)
 		DefaultClient: &fosite.DefaultClient{ID: "pkjwt-client", GrantTypes: []string{"client_credentials"},
 			ResponseTypes: []string{"token"}, Scopes: []string{"api"}},
@@ -69,6 +73,7 @@ func startFosite(t *testing.T, lifetime time.Duration) *fositeServer {
 		compose.OAuth2ResourceOwnerPasswordCredentialsFactory, //lint:ignore SA1019 see above
 		compose.OAuth2TokenRevocationFactory,
 		compose.OAuth2TokenIntrospectionFactory,
+		compose.RFC7523AssertionGrantFactory,
 	)
 	f := &fositeServer{provider: provider, lifetime: lifetime}
 	mux := http.NewServeMux()
