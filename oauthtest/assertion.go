@@ -106,6 +106,12 @@ func (s *Server) checkAssertionClaims(aud any, jti string, exp int64) error {
 	if until := time.Until(time.Unix(exp, 0)); until <= 0 || until > 5*time.Minute {
 		return errors.New("exp in the past or more than 5 minutes away")
 	}
+	return s.firstUse(jti)
+}
+
+// firstUse records jti (of a DPoP proof or an assertion), refusing one
+// missing or seen before.
+func (s *Server) firstUse(jti string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, seen := s.jtis[jti]; seen || jti == "" {

@@ -96,13 +96,7 @@ func (s *Server) checkClaims(r *http.Request, uri, accessToken, jti, htm, htu, a
 	case accessToken == "" && ath != "":
 		return errors.New("ath on a token request")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, seen := s.jtis[jti]; seen || jti == "" {
-		return errors.New("jti missing or replayed")
-	}
-	s.jtis[jti] = struct{}{}
-	return nil
+	return s.firstUse(jti)
 }
 
 func tokenHash(tok string) string {
