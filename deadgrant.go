@@ -91,13 +91,11 @@ func (k *credentialCache) set(ctx context.Context, tok *oauth2.Token) (*credenti
 	if err := k.awaitFlight(ctx); err != nil {
 		return nil, err
 	}
-	if k.env.locker != nil {
-		unlock, err := k.env.locker.Lock(ctx, k.storeKey(), k.lockTTL())
-		if err != nil {
-			return nil, fmt.Errorf("oauthtransport: SetToken for key %q: taking the store's lock: %w", k.storeKey(), err)
-		}
-		defer unlock()
+	l, err := k.lock(ctx) // as a refresh does: takes over a lock kept for an unsaved token
+	if err != nil {
+		return nil, fmt.Errorf("oauthtransport: SetToken: %w", err)
 	}
+	defer l.release()
 	gen := uint64(0)
 	for _, r := range []*record{k.seen.Load(), k.load(ctx)} {
 		if r != nil {

@@ -2,6 +2,7 @@ package oauthtransport_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,8 +14,10 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/oauthtransport/oauthtransport"
+	"github.com/oauthtransport/oauthtransport/internal/redistest"
 	"github.com/oauthtransport/oauthtransport/oauthtest"
 	"github.com/oauthtransport/oauthtransport/store"
+	"github.com/oauthtransport/oauthtransport/store/redisstore"
 )
 
 // revokeGrant withdraws a user's consent at the IdP (RFC 7009): the
@@ -98,4 +101,36 @@ func TestSetTokenRefusesAnEmptyToken(t *testing.T) {
 	tr := ccTransport(t, srv)
 	require.Error(t, tr.SetToken(context.Background(), &oauth2.Token{}))
 	require.Error(t, tr.SetToken(context.Background(), nil))
+}
+
+// refusesFetched is a shared store that cannot save the tokens the IdP
+// issues (their access tokens start with "at-"), only others.
+type refusesFetched struct{ *redisstore.Store }
+
+func (s refusesFetched) Save(ctx context.Context, key string, tok *oauth2.Token) error {
+	if strings.HasPrefix(tok.AccessToken, "at-") && store.MetaOf(tok).Spent.IsZero() {
+		return errors.New("disk full")
+	}
+	return s.Store.Save(ctx, key, tok)
+}
+
+// A fetched token the store could not save keeps this process's lock on
+// the key; SetToken takes that lock over rather than wait for it.
+func TestSetTokenWhileAnUnsavedTokenHoldsTheLock(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	shared := redisstore.New(redistest.Start(t).Client(t))
+	tr := refreshTransport(t, srv, srv.IssueRefreshToken(), oauthtransport.WithStore(refusesFetched{shared}, "k"))
+	_, err := tr.Token(context.Background()) // fetched, not saved: the lock is kept
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	tok := &oauth2.Token{AccessToken: "reauthorized", RefreshToken: "rt-new", Expiry: time.Now().Add(time.Hour)}
+	require.NoError(t, tr.SetToken(ctx, tok))
+	saved, err := shared.Load(context.Background(), "k")
+	require.NoError(t, err)
+	assert.Equal(t, "reauthorized", saved.AccessToken)
+	got, err := tr.Token(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "reauthorized", got.AccessToken)
 }

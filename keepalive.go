@@ -84,7 +84,7 @@ func (t *Transport) keepAlivePass(ctx context.Context, pace *pacer) {
 		case err != nil:
 			failed++
 			t.env.log.LogAttrs(ctx, slog.LevelInfo, "oauthtransport: keep-alive refresh failed",
-				slog.String("key", key), slog.String("error", err.Error()))
+				slog.String("key", key.stored), slog.String("error", err.Error()))
 		case did:
 			refreshed++
 		}
@@ -93,13 +93,19 @@ func (t *Transport) keepAlivePass(ctx context.Context, pace *pacer) {
 		slog.Int("keys", checked), slog.Int("refreshed", refreshed), slog.Int("failed", failed))
 }
 
-// keepAliveKeys yields the keys a pass looks at: "" for a Transport with
-// one token.
-func (t *Transport) keepAliveKeys(ctx context.Context) iter.Seq2[string, error] {
-	if t.keyed == nil {
-		return func(yield func(string, error) bool) { yield("", nil) }
-	}
-	return func(yield func(string, error) bool) {
+// storedKey is a key a keep-alive pass looks at: its store key, and the
+// name of its credential cache (the WithKey key; "" with one token).
+type storedKey struct{ stored, name string }
+
+// keepAliveKeys yields the keys a pass looks at: with one token, its own;
+// on a keyed Transport the store's keys under the WithStore key when the
+// store can list them, else the keys in memory.
+func (t *Transport) keepAliveKeys(ctx context.Context) iter.Seq2[storedKey, error] {
+	return func(yield func(storedKey, error) bool) {
+		if t.keyed == nil {
+			yield(storedKey{stored: t.cache.storeKey()}, nil)
+			return
+		}
 		if l, ok := t.env.store.(store.Lister); ok {
 			prefix, listed := t.opts.key+"/", true
 			for k, err := range l.Keys(ctx, prefix) {
@@ -107,11 +113,11 @@ func (t *Transport) keepAliveKeys(ctx context.Context) iter.Seq2[string, error] 
 					listed = false // an Encrypted store over one that cannot list
 					break
 				}
-				k = strings.TrimPrefix(k, prefix)
-				if i := strings.LastIndex(k, "#resource:"); i >= 0 {
-					k = k[:i] // the source adds it back (WithResource)
+				name := strings.TrimPrefix(k, prefix)
+				if i := strings.LastIndex(name, "#resource:"); i >= 0 {
+					name = name[:i] // the source's WithResource suffix
 				}
-				if !yield(k, err) || err != nil {
+				if !yield(storedKey{stored: k, name: name}, err) || err != nil {
 					return
 				}
 			}
@@ -120,7 +126,7 @@ func (t *Transport) keepAliveKeys(ctx context.Context) iter.Seq2[string, error] 
 			}
 		}
 		for _, c := range t.keyed.caches() {
-			if !yield(c.name, nil) {
+			if !yield(storedKey{stored: c.storeKey(), name: c.name}, nil) {
 				return
 			}
 		}
@@ -129,26 +135,25 @@ func (t *Transport) keepAliveKeys(ctx context.Context) iter.Seq2[string, error] 
 
 // keepAlive refreshes key's token if it was obtained longer than the idle
 // time ago, and reports whether it did.
-func (t *Transport) keepAlive(ctx context.Context, key string, pace *pacer) (bool, error) {
-	storeKey := t.opts.key
-	if t.keyed != nil {
-		storeKey += "/" + key
-	}
-	tok, err := t.env.store.Load(ctx, storeKey)
+func (t *Transport) keepAlive(ctx context.Context, key storedKey, pace *pacer) (bool, error) {
+	tok, err := t.env.store.Load(ctx, key.stored)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !t.due(tok)) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	if err := pace.wait(ctx); err != nil {
-		return false, err
-	}
 	k := t.cache
 	if t.keyed != nil {
-		if k, err = t.keyed.idle(key); err != nil {
+		if k, err = t.keyed.idle(key.name); err != nil {
 			return false, err
 		}
+	}
+	if k.storeKey() != key.stored {
+		return false, nil // stored for resources the key's source no longer asks for
+	}
+	if err := pace.wait(ctx); err != nil {
+		return false, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.opts.refreshTimeout)
 	defer cancel()

@@ -130,3 +130,55 @@ func TestKeepAliveOptionIsChecked(t *testing.T) {
 		require.Error(t, err)
 	}
 }
+
+// Keys whose sources ask for resources are stored under a suffix: the
+// keep-alive finds and refreshes them all the same, on a keyed Transport
+// and on one with one token.
+func TestKeepAliveWithResourceIndicators(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t, oauthtest.Lifetime(time.Hour))
+	shared := store.NewFile(t.TempDir())
+	refresh := map[string]string{"alice": srv.IssueRefreshToken(), "bob": srv.IssueRefreshToken()}
+	sources := func(user string) (oauthtransport.Source, error) {
+		return oauthtransport.RefreshToken(srv.OAuth2Config(), &oauth2.Token{RefreshToken: refresh[user]},
+			oauthtransport.WithResource("https://orders.example.com/")), nil
+	}
+	first, err := oauthtransport.NewKeyed(sources, oauthtransport.WithStore(shared, "app"))
+	require.NoError(t, err)
+	for user := range refresh {
+		_, err := first.Token(oauthtransport.WithKey(context.Background(), user))
+		require.NoError(t, err)
+	}
+	require.NoError(t, first.Close())
+	stored := func() map[string]string {
+		out := map[string]string{}
+		for k, err := range shared.Keys(context.Background(), "app/") {
+			require.NoError(t, err)
+			tok, err := shared.Load(context.Background(), k)
+			require.NoError(t, err)
+			out[k] = tok.RefreshToken
+		}
+		return out
+	}
+	before := stored()
+	require.Len(t, before, 2)
+	for k := range before {
+		require.Contains(t, k, "#resource:")
+	}
+
+	idle, err := oauthtransport.NewKeyed(sources, oauthtransport.WithStore(shared, "app"),
+		oauthtransport.WithKeepAlive(300*time.Millisecond, 100))
+	require.NoError(t, err)
+	defer idle.Close()
+	require.Eventually(t, func() bool {
+		now := stored()
+		for k, rt := range before {
+			if now[k] == "" || now[k] == rt {
+				return false
+			}
+		}
+		return len(now) == len(before)
+	}, 10*time.Second, 20*time.Millisecond, "every key's refresh token was presented again, under the same store key")
+	require.NoError(t, idle.Close())
+	assert.Zero(t, srv.Reuses())
+}

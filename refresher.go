@@ -77,7 +77,7 @@ import (
 type credentialCache struct {
 	env  *env
 	src  Source
-	name string      // the store key, or on a keyed Transport the WithKey key (see storeKey)
+	name string      // the WithStore key, or on a keyed Transport the WithKey key: what WithTokenChange names (see storeKey)
 	used atomic.Bool // a keyed Transport's: used since the eviction hand last passed
 
 	cur  atomic.Pointer[credential] // the token in use; nil when none or rejected
