@@ -21,12 +21,12 @@ const clockTick = 10 * time.Millisecond
 func startClock(l *lifetime) *coarseClock {
 	c := &coarseClock{}
 	c.now.Store(time.Now().UnixNano())
-	if !l.enter() {
+	if !l.enter(false) {
 		c.stopped.Store(true)
 		return c
 	}
 	go func() {
-		defer l.wg.Done()
+		defer l.leave(false)
 		tick := time.NewTicker(clockTick)
 		defer tick.Stop()
 		for {

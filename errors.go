@@ -12,8 +12,15 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Sentinels for errors.Is. Each typed error below matches exactly one of
-// them, also through the *url.Error that [http.Client] wraps around it.
+// Sentinels for errors.Is, matched also through the *url.Error that
+// [http.Client] wraps around an error. Each typed error matches its own
+// sentinel ([UnauthorizedError] ErrUnauthorized, [ForbiddenError]
+// ErrForbidden, [RateLimitError] ErrRateLimited, [ServerError] ErrServer,
+// [TokenError] ErrToken); two also match a second one that narrows it: an
+// UnauthorizedError whose challenge asks for a step-up matches
+// ErrStepUpRequired, and a TokenError for a dead grant
+// ErrReauthRequired. ErrBodyNotRewindable is matched beside the error it
+// stands for.
 var (
 	// ErrUnauthorized matches a final 401 (*UnauthorizedError).
 	ErrUnauthorized = errors.New("oauthtransport: unauthorized")
@@ -252,7 +259,7 @@ func (e *TokenError) Temporary() bool {
 		return false
 	}
 	var re *oauth2.RetrieveError
-	return !errors.As(e.Err, &re) && isNetworkError(e.Err)
+	return !errors.As(e.Err, &re) && fateOf(e.Err) != fateOther
 }
 
 // terminal reports whether the error is one a retry cannot fix: a dead
@@ -266,11 +273,7 @@ func (e *TokenError) terminal() bool {
 	if e.temporary {
 		return false
 	}
-	switch e.Code {
-	case "invalid_grant", "invalid_client", "unauthorized_client", "invalid_scope", "unsupported_grant_type", "invalid_request":
-		return true
-	}
-	return false
+	return terminalCodes[e.Code]
 }
 
 // asTokenError turns whatever a Source returned into a *TokenError.

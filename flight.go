@@ -4,19 +4,30 @@ package oauthtransport
 // its own context or at the refresh timeout, whichever comes first. A
 // refresh that outlives the timeout is abandoned: the next caller starts a
 // new one, unless the stuck one may be presenting a refresh token (a
-// second would spend it again); the stuck goroutine is logged and joined
-// when it returns. x/sync/singleflight cannot forget one particular
-// flight (Forget drops whatever runs under the key), hence this.
+// second would spend it again); the stuck goroutine is logged when it
+// returns. x/sync/singleflight cannot forget one particular flight
+// (Forget drops whatever runs under the key), hence this.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
-
-	"go.opentelemetry.io/otel/trace"
 )
+
+// flights is one key's refreshes: at most one running, plus an abandoned
+// one that may still spend a refresh token.
+type flights struct {
+	mu         sync.Mutex
+	fl         *flight       // the refresh in flight, nil when none
+	stuck      *flight       // an abandoned refresh that may still spend a refresh token
+	running    atomic.Bool   // fl != nil, read on the hot path
+	afterClose chan struct{} // one refresh at a time once Close has run; made then
+	retired    bool          // the key left memory (keyed eviction): no refresh starts here
+}
 
 // flight is one refresh. c and err are set before done is closed.
 type flight struct {
@@ -25,8 +36,16 @@ type flight struct {
 	err       error
 	deadline  time.Time // waiters give up at this time
 	spends    bool      // it may present a refresh token
-	abandoned bool      // guarded by credentialCache.mu
+	abandoned bool      // guarded by flights.mu
 }
+
+// errClosed tells a waiter that its refresh could not run because Close
+// ran; it then refreshes in its own goroutine.
+var errClosed = errors.New("oauthtransport: transport closed")
+
+// errRetired tells a caller that the key's cache left memory: it asks the
+// Transport for the key's cache again.
+var errRetired = errors.New("oauthtransport: the key's cache was evicted")
 
 // closedFlight is the answer of join once Close has run.
 var closedFlight = func() *flight {
@@ -35,183 +54,176 @@ var closedFlight = func() *flight {
 	return f
 }()
 
-// ask is what a refresh is asked for: in the background (nobody waits),
-// and whether it must replace a particular credential (Transport.Refresh)
-// rather than return it while it is still good.
-type ask struct {
-	background bool
-	replace    *credential
-	parent     trace.SpanContext // the asking request's span, for the fetch's
+// flightRun is what a flight does, under the context run gives it.
+type flightRun func(ctx context.Context) (*credential, error)
+
+// flightEnv is what flights need of their key: the Transport's lifetime,
+// the refresh timeout, and for the log, the logger and the store key
+// (made when needed).
+type flightEnv struct {
+	life    *lifetime
+	timeout time.Duration
+	log     *slog.Logger
+	key     func() string
 }
 
-// join returns the refresh in flight, starting one if none runs.
-func (k *credentialCache) join(a ask) (*flight, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.fl != nil {
-		return k.fl, nil
+// join returns the refresh in flight, starting run in one if none runs.
+// A refresh that spends a refresh token runs to its end even after Close
+// (Close waits for it, bounded): cancelling it mid-request would lose its
+// answer; one that spends nothing is cancelled by Close.
+func (g *flights) join(e flightEnv, spends bool, run flightRun) (*flight, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.fl != nil:
+		return g.fl, nil
+	case g.retired:
+		return nil, errRetired
 	}
-	if err := k.stuckLocked(); err != nil {
+	if err := g.stuckLocked(e.timeout); err != nil {
 		return nil, err
 	}
-	if !k.env.life.enter() {
+	if !e.life.enter(spends) {
 		return closedFlight, nil
 	}
-	f := &flight{done: make(chan struct{}), deadline: time.Now().Add(k.env.opts.refreshTimeout), spends: k.spends(k.seen.Load())}
-	k.fl = f
-	k.refreshing.Store(true)
-	go k.run(f, a)
+	f := &flight{done: make(chan struct{}), deadline: time.Now().Add(e.timeout), spends: spends}
+	g.fl = f
+	g.running.Store(true)
+	go g.run(e, f, run)
 	return f, nil
 }
 
 // stuckLocked refuses a new refresh while an abandoned one that may
-// present a refresh token has not returned. k.mu is held.
-func (k *credentialCache) stuckLocked() error {
-	if k.stuck == nil {
+// present a refresh token has not returned. g.mu is held.
+func (g *flights) stuckLocked(timeout time.Duration) error {
+	if g.stuck == nil {
 		return nil
 	}
 	select {
-	case <-k.stuck.done:
-		k.stuck = nil
+	case <-g.stuck.done:
+		g.stuck = nil
 		return nil
 	default:
 		return temporaryError(fmt.Errorf("an earlier refresh, which may be presenting the refresh token, "+
-			"has not returned after %v; not starting another", k.env.opts.refreshTimeout))
+			"has not returned after %v; not starting another", timeout))
 	}
 }
 
-// run performs f under the transport's lifetime. A refresh that presents a
-// refresh token is not cancelled by Close (Close waits for it, bounded):
-// cancelling it mid-request would lose its answer.
-func (k *credentialCache) run(f *flight, a ask) {
-	defer k.env.life.wg.Done()
-	parent := k.env.life.ctx
+func (g *flights) run(e flightEnv, f *flight, run flightRun) {
+	defer e.life.leave(f.spends)
+	parent := e.life.ctx
 	if f.spends {
 		parent = context.WithoutCancel(parent)
 	}
-	ctx, cancel := context.WithTimeout(parent, k.env.opts.refreshTimeout)
+	ctx, cancel := context.WithTimeout(parent, e.timeout)
 	defer cancel()
 	start := time.Now()
-	c, err := k.refreshProtected(ctx, a)
-	if err != nil && k.env.life.closed.Load() && errors.Is(err, context.Canceled) {
+	c, err := run(ctx)
+	if err != nil && e.life.closed.Load() && errors.Is(err, context.Canceled) {
 		err = errClosed
 	}
-	k.mu.Lock()
-	if k.fl == f {
-		k.fl = nil
-		k.refreshing.Store(false)
+	g.mu.Lock()
+	if g.fl == f {
+		g.fl = nil
+		g.running.Store(false)
 	}
 	abandoned := f.abandoned
-	k.mu.Unlock()
+	g.mu.Unlock()
 	f.c, f.err = c, err
 	close(f.done)
 	if abandoned {
-		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: an abandoned token refresh returned",
-			slog.String("key", k.storeKey()), slog.Duration("after", time.Since(start)), slog.Bool("ok", err == nil))
+		e.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: an abandoned token refresh returned",
+			slog.String("key", e.key()), slog.Duration("after", time.Since(start)), slog.Bool("ok", err == nil))
 	}
 }
 
-// await waits for f, ctx or f's deadline.
-func (k *credentialCache) await(ctx context.Context, f *flight) (*credential, error) {
+// await waits for f, ctx or f's deadline; at the deadline f is
+// abandoned.
+func (g *flights) await(ctx context.Context, e flightEnv, f *flight) (*credential, error) {
 	timer := time.NewTimer(time.Until(f.deadline))
 	defer timer.Stop()
 	select {
 	case <-f.done:
-		if f.err != nil {
-			return nil, f.err
-		}
-		if f.c.load() == stale {
-			// An adopted token that is already stale: requests that came
-			// during the flight could not start a refresh.
-			k.refreshInBackground(ctx)
-		}
-		return f.c, nil
+		return f.c, f.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("oauthtransport: waiting for a token: %w", context.Cause(ctx))
 	case <-timer.C:
-		k.abandon(ctx, f)
-		return nil, temporaryError(fmt.Errorf("the token refresh did not finish within %v (WithRefreshTimeout)", k.env.opts.refreshTimeout))
+		if g.abandon(f) {
+			e.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: abandoning a token refresh that did not finish in time",
+				slog.String("key", e.key()), slog.Duration("timeout", e.timeout), slog.Bool("may_spend_refresh_token", f.spends))
+		}
+		return nil, temporaryError(fmt.Errorf("the token refresh did not finish within %v (WithRefreshTimeout)", e.timeout))
 	}
 }
 
-// abandon lets the next caller start a new refresh instead of joining f.
-func (k *credentialCache) abandon(ctx context.Context, f *flight) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.fl != f {
-		return
+// abandon lets the next caller start a new refresh instead of joining f;
+// it reports whether this call abandoned it.
+func (g *flights) abandon(f *flight) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.fl != f {
+		return false
 	}
-	k.fl = nil
-	k.refreshing.Store(false)
+	g.fl = nil
+	g.running.Store(false)
 	f.abandoned = true
 	if f.spends {
-		k.stuck = f
+		g.stuck = f
 	}
-	k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: abandoning a token refresh that did not finish in time",
-		slog.String("key", k.storeKey()), slog.Duration("timeout", k.env.opts.refreshTimeout))
+	return true
 }
 
-// refreshAfterClose refreshes in the caller's goroutine, under the
-// caller's context, one caller at a time.
-func (k *credentialCache) refreshAfterClose(ctx context.Context, a ask) (*credential, error) {
-	k.mu.Lock()
-	if k.afterClose == nil {
-		k.afterClose = make(chan struct{}, 1)
+// current returns the refresh in flight, nil when none.
+func (g *flights) current() *flight {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.fl
+}
+
+// retire refuses every later refresh of this cache, unless one runs or a
+// stuck one has not returned; it reports whether it did.
+func (g *flights) retire() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.fl != nil || (g.stuck != nil && !isDone(g.stuck.done)) {
+		return false
 	}
-	sem := k.afterClose
-	k.mu.Unlock()
+	g.retired = true
+	return true
+}
+
+func isDone(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// afterCloseRun runs run in the caller's goroutine, under the caller's
+// context, one caller at a time: the refreshes after Close.
+func (g *flights) afterCloseRun(ctx context.Context, timeout time.Duration, run flightRun) (*credential, error) {
+	g.mu.Lock()
+	if g.afterClose == nil {
+		g.afterClose = make(chan struct{}, 1)
+	}
+	sem := g.afterClose
+	g.mu.Unlock()
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("oauthtransport: waiting for a token: %w", context.Cause(ctx))
 	}
 	defer func() { <-sem }()
-	if c := k.cur.Load(); c != nil && c != a.replace && c.load() != expired {
-		return c, nil
+	g.mu.Lock()
+	err := g.stuckLocked(timeout)
+	if g.retired {
+		err = errRetired
 	}
-	k.mu.Lock()
-	err := k.stuckLocked()
-	k.mu.Unlock()
+	g.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	return k.refreshProtected(ctx, a)
-}
-
-// refreshProtected runs refresh with users' panics recovered, and records
-// the outcome for the failure cool-down.
-func (k *credentialCache) refreshProtected(ctx context.Context, a ask) (*credential, error) {
-	var c *credential
-	before, start := k.cur.Load(), time.Now()
-	ctx, span := k.env.tel.fetchSpan(ctx, a.parent, a.background)
-	err := protect(ctx, k.env.log, "a token refresh (Source, Store, Locker or WithAuthorization)", k.secrets(), func() error {
-		var err error
-		c, err = k.refresh(ctx, a)
-		return err
-	})
-	switch {
-	case err == nil:
-		if !c.late {
-			k.failure.reset()
-		}
-		k.env.tel.endFetch(ctx, span, start, outcome(c, before), c.fingerprint(), a.background)
-		return c, nil
-	case errors.Is(err, errClosed):
-		span.End()
-		return nil, err
-	}
-	k.env.tel.endFetch(ctx, span, start, "error", "", a.background)
-	return nil, k.failed(asTokenError(err).withoutSecrets(k.secrets()...), a.background)
-}
-
-// outcome names what a refresh did: fetched a token, adopted one from the
-// store, or found the current one still good.
-func outcome(c, before *credential) string {
-	switch {
-	case c == before:
-		return "current"
-	case c.fetched:
-		return "ok"
-	}
-	return "adopted"
+	return run(ctx)
 }

@@ -102,36 +102,6 @@ func TestRetryHint(t *testing.T) {
 	}
 }
 
-func TestDelayFormula(t *testing.T) {
-	t.Parallel()
-	p := RetryPolicy{InitialBackoff: time.Second, MaxBackoff: 30 * time.Second}
-	tests := []struct {
-		n      int
-		jitter float64
-		want   time.Duration
-	}{
-		{0, 0, time.Second},
-		{0, 0.5, 1500 * time.Millisecond},
-		{0, 0.999, 1999 * time.Millisecond},
-		{1, 0, 2 * time.Second},
-		{2, 0.25, 4250 * time.Millisecond},
-		{4, 0, 16 * time.Second},
-		{5, 0, 30 * time.Second}, // 32 s capped
-		{5, 0.5, 30500 * time.Millisecond},
-		{40, 0.1, 30100 * time.Millisecond},
-		{63, 0, 30 * time.Second},
-		{1 << 20, 0, 30 * time.Second},
-	}
-	for _, tt := range tests {
-		if got := p.delay(tt.n, tt.jitter); got != tt.want {
-			t.Errorf("delay(%d, %v) = %v, want %v", tt.n, tt.jitter, got, tt.want)
-		}
-	}
-	small := RetryPolicy{InitialBackoff: 3 * time.Millisecond, MaxBackoff: 10 * time.Millisecond}
-	if got := small.delay(2, 0); got != 10*time.Millisecond {
-		t.Errorf("a step past MaxBackoff: %v, want the cap", got)
-	}
-}
 
 func TestRateLimitQuota(t *testing.T) {
 	t.Parallel()

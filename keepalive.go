@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
-	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -46,50 +45,59 @@ func WithKeepAlive(idle time.Duration, perSecond float64) Option {
 	}
 }
 
-// startKeepAlive runs the keep-alive passes until Close.
-func (t *Transport) startKeepAlive() {
-	if t.opts.keepAlive.idle <= 0 || !t.life.enter() {
+// keeper runs a Transport's keep-alive passes.
+type keeper struct {
+	env    *env
+	policy keepAlivePolicy
+	single *credentialCache // New's
+	keyed  *keyedCaches     // NewKeyed's
+}
+
+// startKeepAlive runs the keep-alive passes until Close, if asked for.
+func startKeepAlive(kp *keeper) {
+	if kp.policy.idle <= 0 || !kp.env.life.enter(false) {
 		return
 	}
 	go func() {
-		defer t.life.wg.Done()
-		every := min(t.opts.keepAlive.idle/4, time.Hour)
-		tick := time.NewTicker(every)
+		life := kp.env.life
+		defer life.leave(false)
+		tick := time.NewTicker(min(kp.policy.idle/4, time.Hour))
 		defer tick.Stop()
-		pace := &pacer{gap: time.Duration(float64(time.Second) / t.opts.keepAlive.perSecond)}
+		pace := &pacer{gap: time.Duration(float64(time.Second) / kp.policy.perSecond)}
 		for {
 			select {
-			case <-t.life.ctx.Done():
+			case <-life.ctx.Done():
 				return
 			case <-tick.C:
-				t.keepAlivePass(t.life.ctx, pace)
+				kp.pass(life.ctx, pace)
 			}
 		}
 	}()
 }
 
-// keepAlivePass refreshes every idle key's token once, and logs a summary.
-func (t *Transport) keepAlivePass(ctx context.Context, pace *pacer) {
+// pass refreshes every idle key's token once, and logs a summary.
+func (kp *keeper) pass(ctx context.Context, pace *pacer) {
 	var checked, refreshed, failed int
-	for key, err := range t.keepAliveKeys(ctx) {
+	log := kp.env.log
+	for key, err := range kp.keys(ctx) {
 		if err != nil {
-			t.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: keep-alive: listing the store's keys failed",
+			log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: keep-alive: listing the store's keys failed",
 				slog.String("error", err.Error()))
 			break
 		}
 		checked++
-		switch did, err := t.keepAlive(ctx, key, pace); {
+		switch did, err := kp.refresh(ctx, key, pace); {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
 			failed++
-			t.env.log.LogAttrs(ctx, slog.LevelInfo, "oauthtransport: keep-alive refresh failed",
+			log.LogAttrs(ctx, slog.LevelInfo, "oauthtransport: keep-alive refresh failed",
 				slog.String("key", key.stored), slog.String("error", err.Error()))
 		case did:
 			refreshed++
 		}
 	}
-	t.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: keep-alive pass",
+	log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: keep-alive pass",
 		slog.Int("keys", checked), slog.Int("refreshed", refreshed), slog.Int("failed", failed))
 }
 
@@ -97,26 +105,23 @@ func (t *Transport) keepAlivePass(ctx context.Context, pace *pacer) {
 // name of its credential cache (the WithKey key; "" with one token).
 type storedKey struct{ stored, name string }
 
-// keepAliveKeys yields the keys a pass looks at: with one token, its own;
-// on a keyed Transport the store's keys under the WithStore key when the
-// store can list them, else the keys in memory.
-func (t *Transport) keepAliveKeys(ctx context.Context) iter.Seq2[storedKey, error] {
+// keys yields the keys a pass looks at: with one token, its own; on a
+// keyed Transport the store's keys under the WithStore key when the store
+// can list them, else the keys in memory.
+func (kp *keeper) keys(ctx context.Context) iter.Seq2[storedKey, error] {
 	return func(yield func(storedKey, error) bool) {
-		if t.keyed == nil {
-			yield(storedKey{stored: t.cache.storeKey()}, nil)
+		if kp.keyed == nil {
+			yield(storedKey{stored: kp.single.slot().key}, nil)
 			return
 		}
-		if l, ok := t.env.store.(store.Lister); ok {
-			prefix, listed := t.opts.key+"/", true
-			for k, err := range l.Keys(ctx, prefix) {
+		if l, ok := kp.env.store.(store.Lister); ok {
+			listed := true
+			for k, err := range l.Keys(ctx, kp.env.keys.prefix()) {
 				if errors.Is(err, store.ErrCannotList) {
 					listed = false // an Encrypted store over one that cannot list
 					break
 				}
-				name := strings.TrimPrefix(k, prefix)
-				if i := strings.LastIndex(name, "#resource:"); i >= 0 {
-					name = name[:i] // the source's WithResource suffix
-				}
+				name, _ := kp.env.keys.name(k)
 				if !yield(storedKey{stored: k, name: name}, err) || err != nil {
 					return
 				}
@@ -125,40 +130,40 @@ func (t *Transport) keepAliveKeys(ctx context.Context) iter.Seq2[storedKey, erro
 				return
 			}
 		}
-		for _, c := range t.keyed.caches() {
-			if !yield(storedKey{stored: c.storeKey(), name: c.name}, nil) {
+		for _, c := range kp.keyed.caches() {
+			if !yield(storedKey{stored: c.slot().key, name: c.name}, nil) {
 				return
 			}
 		}
 	}
 }
 
-// keepAlive refreshes key's token if it was obtained longer than the idle
+// refresh refreshes key's token if it was obtained longer than the idle
 // time ago, and reports whether it did.
-func (t *Transport) keepAlive(ctx context.Context, key storedKey, pace *pacer) (bool, error) {
-	tok, err := t.env.store.Load(ctx, key.stored)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !t.due(tok)) {
+func (kp *keeper) refresh(ctx context.Context, key storedKey, pace *pacer) (bool, error) {
+	tok, err := kp.env.store.Load(ctx, key.stored)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !kp.due(tok)) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	k := t.cache
-	if t.keyed != nil {
-		if k, err = t.keyed.idle(key.name); err != nil {
+	k := kp.single
+	if kp.keyed != nil {
+		if k, err = kp.keyed.get(ctx, key.name, false); err != nil {
 			return false, err
 		}
 	}
-	if k.storeKey() != key.stored {
+	if k.slot().key != key.stored {
 		return false, nil // stored for resources the key's source no longer asks for
 	}
 	if err := pace.wait(ctx); err != nil {
 		return false, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, t.opts.refreshTimeout)
+	ctx, cancel := context.WithTimeout(ctx, kp.env.opts.refreshTimeout)
 	defer cancel()
 	c, err := k.current(ctx) // the stored token, or a new one if it had expired
-	if err != nil || time.Since(time.UnixMilli(c.rec.meta.obtained)) < t.opts.keepAlive.idle {
+	if err != nil || time.Since(time.UnixMilli(c.rec.meta.obtained)) < kp.policy.idle {
 		return err == nil, err
 	}
 	_, err = k.renew(ctx)
@@ -166,9 +171,9 @@ func (t *Transport) keepAlive(ctx context.Context, key storedKey, pace *pacer) (
 }
 
 // due reports whether a stored token needs its refresh token presented.
-func (t *Transport) due(tok *oauth2.Token) bool {
+func (kp *keeper) due(tok *oauth2.Token) bool {
 	m := store.MetaOf(tok)
-	return tok.RefreshToken != "" && m.Dead.IsZero() && time.Since(m.Obtained) >= t.opts.keepAlive.idle
+	return tok.RefreshToken != "" && m.Dead.IsZero() && time.Since(m.Obtained) >= kp.policy.idle
 }
 
 // pacer spaces the keep-alive's refreshes gap apart. One goroutine uses it.

@@ -10,7 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
+
+	"github.com/oauthtransport/oauthtransport/store"
 )
 
 // ErrNoKey is returned by a keyed Transport (see [NewKeyed]) for a request
@@ -24,17 +25,28 @@ const DefaultMaxTokens = 10_000
 type keyContext struct{}
 
 // WithKey returns a context that makes a keyed Transport use key's token
-// for a request (req.WithContext), for Token and for Refresh. A Transport
-// made with [New] ignores it.
+// for a request (req.WithContext), for Token, Refresh and SetToken. A
+// Transport made with [New] ignores it.
 func WithKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, keyContext{}, key)
+}
+
+// keyOf returns the key ctx names.
+func keyOf(ctx context.Context) (string, bool) {
+	key, ok := ctx.Value(keyContext{}).(string)
+	return key, ok
 }
 
 // WithMaxTokens bounds how many keys' tokens a keyed Transport keeps in
 // memory (default DefaultMaxTokens). Beyond it the least recently used
 // key is dropped from memory, never one with a refresh in flight or an
 // unsaved token; its token stays in the store and is reloaded without a
-// fetch when the key is used again.
+// fetch when the key is used again. Without [WithStore], the Transport's
+// own in-memory store then drops the key's token too, unless it holds a
+// refresh token (or a mark of one being spent or refused): that exists
+// nowhere else, so it stays, about 0.5 KiB a key; keep many users'
+// refresh tokens in a store of your own. It is an error on a Transport
+// made with [New].
 func WithMaxTokens(n int) Option {
 	return func(o *options) {
 		if n < 1 {
@@ -42,28 +54,8 @@ func WithMaxTokens(n int) Option {
 			return
 		}
 		o.maxTokens = n
+		o.maxTokensSet = true
 	}
-}
-
-// NewKeyed returns a Transport with one token per key: a request (or a
-// Token or Refresh call) names its key with [WithKey], and a request
-// without one fails with [ErrNoKey]. sources returns the Source of a key
-// when it is first used (an error fails that request only). Each key has
-// its own token, refresh flight, failure cool-down and store entry (under
-// the WithStore key, "/", and the key) and lock; the base RoundTripper, the
-// retry budget, Stats and the metrics are shared. WithTokenChange is called
-// with the WithKey key.
-func NewKeyed(sources func(key string) (Source, error), opts ...Option) (*Transport, error) {
-	if sources == nil {
-		opts = append(opts, func(o *options) { o.errs = append(o.errs, errors.New("nil sources")) })
-	}
-	t, err := newTransport(nil, true, opts...)
-	if err != nil {
-		return nil, err
-	}
-	t.keyed = &keyedCaches{env: t.env, sources: sources, max: t.opts.maxTokens}
-	t.startKeepAlive()
-	return t, nil
 }
 
 // keyedCaches is the bounded set of a keyed Transport's credential caches.
@@ -78,40 +70,19 @@ type keyedCaches struct {
 	hand int
 }
 
-// get returns key's credential cache, making it on first use.
-func (kc *keyedCaches) get(key string) (*credentialCache, error) {
+// get returns key's credential cache, making it on first use; used marks
+// it used (the keep-alive's are not).
+func (kc *keyedCaches) get(ctx context.Context, key string, used bool) (*credentialCache, error) {
 	if v, ok := kc.m.Load(key); ok {
 		c := v.(*credentialCache)
-		if !c.used.Load() {
+		if used && !c.used.Load() {
 			c.used.Store(true)
 		}
 		return c, nil
 	}
-	return kc.add(key, true)
-}
-
-// idle returns key's credential cache for the keep-alive, without marking
-// it used.
-func (kc *keyedCaches) idle(key string) (*credentialCache, error) {
-	if v, ok := kc.m.Load(key); ok {
-		return v.(*credentialCache), nil
-	}
-	return kc.add(key, false)
-}
-
-// add makes key's credential cache; one not used (the keep-alive's) is the
-// first the eviction hand drops.
-func (kc *keyedCaches) add(key string, used bool) (*credentialCache, error) {
-	var src Source
-	err := protect(context.Background(), kc.env.log, "the NewKeyed sources function", nil, func() (err error) {
-		src, err = kc.sources(key)
-		return err
-	})
-	if err == nil && src == nil {
-		err = errors.New("nil Source")
-	}
+	src, err := kc.source(ctx, key)
 	if err != nil {
-		return nil, &TokenError{Err: fmt.Errorf("no Source for key %q: %w", key, err)}
+		return nil, err
 	}
 	kc.mu.Lock()
 	defer kc.mu.Unlock()
@@ -125,6 +96,38 @@ func (kc *keyedCaches) add(key string, used bool) (*credentialCache, error) {
 	return c, nil
 }
 
+// source calls the NewKeyed sources function for key: a panic is a
+// *TokenError, and a call that hangs holds the caller no longer than its
+// context (it is left to return by itself).
+func (kc *keyedCaches) source(ctx context.Context, key string) (Source, error) {
+	type result struct {
+		src Source
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		r.err = protect(ctx, kc.env.log, "the NewKeyed sources function", nil, func() (err error) {
+			r.src, err = kc.sources(key)
+			return err
+		})
+		done <- r
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		r.err = fmt.Errorf("the NewKeyed sources function did not return: %w", context.Cause(ctx))
+	}
+	if r.err == nil && r.src == nil {
+		r.err = errors.New("nil Source")
+	}
+	if r.err != nil {
+		return nil, &TokenError{Err: fmt.Errorf("no Source for key %q: %w", key, r.err)}
+	}
+	return r.src, nil
+}
+
 // insert puts e in the ring, evicting by CLOCK once it is full: the hand
 // gives each entry used since it last passed a second chance, and skips
 // those it must not drop (a refresh in flight, an unsaved token). kc.mu is
@@ -136,8 +139,9 @@ func (kc *keyedCaches) insert(e *credentialCache) {
 	}
 	for range 3 * len(kc.ring) {
 		v := kc.ring[kc.hand]
-		if !v.used.Swap(false) && !v.busy() {
+		if !v.used.Swap(false) && v.retire() {
 			kc.m.Delete(v.name)
+			kc.forget(v)
 			kc.ring[kc.hand] = e
 			kc.hand = (kc.hand + 1) % len(kc.ring)
 			return
@@ -147,39 +151,26 @@ func (kc *keyedCaches) insert(e *credentialCache) {
 	kc.ring = append(kc.ring, e) // everything busy: grow rather than drop a token
 }
 
-// busy reports whether dropping k from memory could lose a token or start
-// a second refresh for its key.
-func (k *credentialCache) busy() bool {
-	return k.refreshing.Load() || k.unsaved.Load() != nil || k.held.Load() != nil || k.retrying.Load()
+// forget drops an evicted key's token from the Transport's own in-memory
+// store when another can be fetched: it holds no refresh token and no
+// mark. A refresh token exists nowhere else, so it stays.
+func (kc *keyedCaches) forget(v *credentialCache) {
+	if !kc.env.private {
+		return
+	}
+	s := v.slot()
+	tok, err := s.store.Load(context.Background(), s.key) // the memory store: no I/O
+	if err != nil {
+		return
+	}
+	if m := store.MetaOf(tok); tok.RefreshToken == "" && m.Spent.IsZero() && m.Dead.IsZero() {
+		_ = s.store.Delete(context.Background(), s.key)
+	}
 }
 
-// caches returns every cache in memory, for Close.
+// caches returns every cache in memory, for Close and the keep-alive.
 func (kc *keyedCaches) caches() []*credentialCache {
 	kc.mu.Lock()
 	defer kc.mu.Unlock()
 	return append([]*credentialCache(nil), kc.ring...)
-}
-
-// cacheFor returns the credential cache a request or call uses.
-func (t *Transport) cacheFor(ctx context.Context) (*credentialCache, error) {
-	if t.keyed == nil {
-		return t.cache, nil
-	}
-	key, ok := ctx.Value(keyContext{}).(string)
-	if !ok {
-		return nil, ErrNoKey
-	}
-	return t.keyed.get(key)
-}
-
-// flushAll writes every unsaved token once more, by deadline.
-func (t *Transport) flushAll(deadline time.Time) error {
-	if t.keyed == nil {
-		return t.cache.flush(deadline)
-	}
-	var errs []error
-	for _, c := range t.keyed.caches() {
-		errs = append(errs, c.flush(deadline))
-	}
-	return errors.Join(errs...)
 }

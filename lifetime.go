@@ -8,13 +8,18 @@ import (
 )
 
 // lifetime is what Close ends: the context background work runs under,
-// and the goroutines that do it.
+// and the goroutines that do it, in two kinds. Work that may spend a
+// refresh token, or holds a rotated one the store has not saved yet, is
+// waited for (bounded): cutting it short could lose the grant. Any other
+// work (a refresh that spends nothing, the clock, the keep-alive) is
+// cancelled and not waited for beyond a moment.
 type lifetime struct {
-	ctx    context.Context // cancelled by stop
-	cancel context.CancelFunc
-	mu     sync.Mutex // orders enter against stop
-	closed atomic.Bool
-	wg     sync.WaitGroup
+	ctx      context.Context // cancelled by stop
+	cancel   context.CancelFunc
+	mu       sync.Mutex // orders enter against stop
+	closed   atomic.Bool
+	critical sync.WaitGroup // work that may hold a refresh token's fate
+	other    sync.WaitGroup
 }
 
 func newLifetime() *lifetime {
@@ -24,15 +29,24 @@ func newLifetime() *lifetime {
 }
 
 // enter registers background work unless stop has run; the caller must
-// call l.wg.Done when the work ends.
-func (l *lifetime) enter() bool {
+// call leave with the same kind when the work ends.
+func (l *lifetime) enter(critical bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed.Load() {
 		return false
 	}
-	l.wg.Add(1)
+	l.group(critical).Add(1)
 	return true
+}
+
+func (l *lifetime) leave(critical bool) { l.group(critical).Done() }
+
+func (l *lifetime) group(critical bool) *sync.WaitGroup {
+	if critical {
+		return &l.critical
+	}
+	return &l.other
 }
 
 // stop refuses new background work and cancels the running work's context.
@@ -43,20 +57,23 @@ func (l *lifetime) stop() {
 	l.cancel()
 }
 
-// join waits for background work until deadline. Work that outlives it (a
+// join waits for critical work until deadline and for the rest until
+// otherDeadline (or deadline, the earlier). Work that outlives them (a
 // Source or store that ignores its context) is left to end by itself; it
-// reports true when everything ended.
-func (l *lifetime) join(deadline time.Time) bool {
-	done := make(chan struct{})
-	go func() {
-		l.wg.Wait()
-		close(done)
-	}()
-	return waitUntil(done, deadline)
+// reports whether the critical work ended.
+func (l *lifetime) join(deadline, otherDeadline time.Time) bool {
+	ok := waitGroupUntil(&l.critical, deadline)
+	waitGroupUntil(&l.other, otherDeadline)
+	return ok
 }
 
-// waitUntil waits for done until deadline, reporting whether done closed.
-func waitUntil(done <-chan struct{}, deadline time.Time) bool {
+// waitGroupUntil waits for wg until deadline, reporting whether it ended.
+func waitGroupUntil(wg *sync.WaitGroup, deadline time.Time) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {

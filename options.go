@@ -52,6 +52,7 @@ type options struct {
 	tokenChange   func(key string, tok *oauth2.Token)
 	tokenClient   *http.Client
 	maxTokens     int
+	maxTokensSet  bool
 	keepAlive     keepAlivePolicy // off unless idle > 0
 	dpop          *dpop           // WithDPoP
 	meters        metric.MeterProvider

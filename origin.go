@@ -14,8 +14,8 @@ import (
 // not a redirect hop to another origin than the request that began the
 // chain. net/http compares only host names when it strips headers on
 // redirect, so the origin check is ours.
-func (t *Transport) attachTo(req *http.Request) bool {
-	if t.opts.allowedHosts != nil && !hostAllowed(t.opts.allowedHosts, req.URL) {
+func attachTo(allowed []hostPattern, req *http.Request) bool {
+	if allowed != nil && !hostAllowed(allowed, req.URL) {
 		return false
 	}
 	if req.Response == nil {

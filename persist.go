@@ -1,9 +1,10 @@
 package oauthtransport
 
-// Store reads and writes of the refresh protocol (see refresher.go): one
-// write at a time, the Spent mark, a token kept in memory when its save
-// failed and written again in the background with the lock held, and
-// Close's last write.
+// The persister: one key's store writes. One write at a time; a token
+// saved is installed before the next write (so that a token obtained from
+// an older one never overwrites a newer one); a token the store failed to
+// save is kept in memory, with the store's lock, and written again in the
+// background; Close writes it once more.
 
 import (
 	"context"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -18,11 +20,28 @@ import (
 	"github.com/oauthtransport/oauthtransport/store"
 )
 
+// persister writes one key's records.
+type persister struct {
+	mu       sync.Mutex             // one write at a time, and its install
+	unsaved  atomic.Pointer[record] // a token the store failed to save
+	held     atomic.Pointer[lease]  // the lock, kept until unsaved lands
+	retrying atomic.Bool            // the background saver runs
+}
+
+// slot is where one key's records live: the store, the store key, and the
+// logger that reports what happens there.
+type slot struct {
+	store store.Store
+	key   string
+	log   *slog.Logger
+}
+
 // lease is a held store lock.
 type lease struct {
 	once   sync.Once
 	unlock func()
-	kept   bool // handed to the background saver: not released by refresh
+	until  time.Time // the lock's own expiry: a peer may take it then
+	kept   bool      // handed to the background saver: not released by refresh
 }
 
 // release ends the lease unless the background saver keeps it.
@@ -38,134 +57,138 @@ func (l *lease) free() {
 	}
 }
 
-// load reads the store, treating any error as "nothing stored": a corrupt
-// entry is replaced by the next fetch.
-func (k *credentialCache) load(ctx context.Context) *record {
-	tok, err := k.env.store.Load(ctx, k.storeKey())
+// lapsed reports whether the lock may have expired: a peer may hold it.
+func (l *lease) lapsed() bool { return l != nil && !time.Now().Before(l.until) }
+
+// errNotStored is a read that found nothing under the key.
+var errNotStored = errors.New("oauthtransport: nothing stored")
+
+// load reads the key's record. Nothing stored, or a record the store
+// cannot read (store.ErrCorrupt, replaced by the next save), is (nil,
+// nil); any other failure is an error: never taken for an empty store.
+func load(ctx context.Context, s slot) (*record, error) {
+	tok, err := s.store.Load(ctx, s.key)
 	switch {
-	case err == nil && tok != nil && tok.AccessToken != "":
-		return &record{tok: tok, meta: metaOf(store.MetaOf(tok))}
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: loading token from store failed",
-			slog.String("key", k.storeKey()), slog.String("error", err.Error()))
+	case err == nil && tok != nil:
+		rec := &record{tok: tok, meta: metaOf(store.MetaOf(tok))}
+		if tok.AccessToken != "" || rec.marker() {
+			return rec, nil
+		}
+		return nil, nil
+	case err == nil, errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case errors.Is(err, store.ErrCorrupt):
+		s.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: the stored token cannot be read; the next token replaces it",
+			slog.String("key", s.key), slog.String("error", err.Error()))
+		return nil, nil
 	}
-	return nil
+	return nil, fmt.Errorf("oauthtransport: loading the token of key %q: %w", s.key, err)
+}
+
+// ordered runs f, which writes and installs, with no other write of the
+// key in between.
+func (p *persister) ordered(f func() error) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return f()
 }
 
 // save writes rec. Once a write lands that is not older than the unsaved
 // token, that token is no longer pending and the lock kept for it is
 // released.
-func (k *credentialCache) save(ctx context.Context, rec *record) error {
-	k.saveMu.Lock()
-	defer k.saveMu.Unlock()
-	if err := k.env.store.Save(ctx, k.storeKey(), rec.stored()); err != nil {
-		return fmt.Errorf("oauthtransport: saving token for key %q: %w", k.storeKey(), err)
+func (p *persister) save(ctx context.Context, s slot, rec *record) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.saveLocked(ctx, s, rec)
+}
+
+func (p *persister) saveLocked(ctx context.Context, s slot, rec *record) error {
+	if err := s.store.Save(ctx, s.key, rec.stored()); err != nil {
+		return fmt.Errorf("oauthtransport: saving the token of key %q: %w", s.key, err)
 	}
-	if u := k.unsaved.Load(); u != nil && !newer(u, rec) && k.unsaved.CompareAndSwap(u, nil) {
-		k.held.Swap(nil).free()
+	if u := p.unsaved.Load(); u != nil && !newer(u, rec) && p.unsaved.CompareAndSwap(u, nil) {
+		p.held.Swap(nil).free()
 	}
 	return nil
 }
 
-// repair writes the newest token seen back to a store that lost it or
-// went back to an older copy (REPAIR).
-func (k *credentialCache) repair(ctx context.Context, seen, stored *record) {
-	if stored != nil {
-		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: the store holds an older token than this process; writing the newer one back",
-			slog.String("key", k.storeKey()), slog.Uint64("stored_generation", stored.meta.gen), slog.Uint64("generation", seen.meta.gen))
-	}
-	if err := k.save(ctx, seen); err != nil {
-		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: writing the newer token back failed",
-			slog.String("key", k.storeKey()), slog.String("error", err.Error()))
-	}
-}
-
-// mark records in the store that base's refresh token is being presented
-// (MARK). A refresh that cannot record it does not present it.
-func (k *credentialCache) mark(ctx context.Context, base *record) error {
-	now := time.Now()
-	m := base.meta
-	m.spent = now.UnixMilli()
-	if err := k.save(ctx, &record{tok: base.tok, meta: m}); err != nil {
-		return temporaryError(fmt.Errorf("cannot record in the store that the refresh token is being spent, so it is not: %w", err))
-	}
-	k.ownMark.Store(now.UnixMilli())
-	return nil
-}
-
-// unmark writes base back without the mark after the server answered
-// with an error: its refresh token was not spent.
-func (k *credentialCache) unmark(ctx context.Context, base *record) {
-	if err := k.save(ctx, base); err != nil {
-		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: clearing the store's refresh mark failed",
-			slog.String("key", k.storeKey()), slog.String("error", err.Error()))
+// saveOrLog writes rec, logging a failure as what.
+func (p *persister) saveOrLog(ctx context.Context, s slot, rec *record, what string) {
+	if err := p.save(ctx, s, rec); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: "+what+" failed",
+			slog.String("key", s.key), slog.String("error", err.Error()))
 	}
 }
 
 // keepUnsaved keeps rec in memory after its save failed, holds the lock
 // l (if any) until a write lands, and writes it again in the background.
-func (k *credentialCache) keepUnsaved(ctx context.Context, rec *record, l *lease, err error) {
-	k.unsaved.Store(rec)
+// Only a token whose refresh token exists nowhere else (critical) holds
+// Close back.
+func (p *persister) keepUnsaved(ctx context.Context, s slot, life *lifetime, rec *record, l *lease, critical bool, err error) {
+	p.unsaved.Store(rec)
 	if l != nil {
 		l.kept = true
-		k.held.Store(l)
+		p.held.Store(l)
 	}
-	k.env.log.LogAttrs(ctx, slog.LevelError, "oauthtransport: saving token to store failed; keeping it in memory and retrying",
-		slog.String("key", k.storeKey()), slog.String("token", fingerprint(rec.tok.AccessToken)), slog.String("error", err.Error()))
-	k.retrySavesInBackground()
+	s.log.LogAttrs(ctx, slog.LevelError, "oauthtransport: saving token to store failed; keeping it in memory and retrying",
+		slog.String("key", s.key), slog.String("token", fingerprint(rec.tok.AccessToken)), slog.String("error", err.Error()))
+	p.retryInBackground(s, life, critical)
 }
 
-// retrySavesInBackground writes the unsaved token again, with backoff,
+// retryInBackground writes the unsaved token again, as saveWaits says,
 // until a write lands or Close.
-func (k *credentialCache) retrySavesInBackground() {
-	if !k.retrying.CompareAndSwap(false, true) {
+func (p *persister) retryInBackground(s slot, life *lifetime, critical bool) {
+	if !p.retrying.CompareAndSwap(false, true) {
 		return
 	}
-	if !k.env.life.enter() {
-		k.retrying.Store(false)
+	if !life.enter(critical) {
+		p.retrying.Store(false)
 		return
 	}
 	go func() {
-		defer k.env.life.wg.Done()
-		defer k.retrying.Store(false)
-		b := backoff.NewExponentialBackOff(
-			backoff.WithInitialInterval(500*time.Millisecond),
-			backoff.WithMaxInterval(30*time.Second),
-			backoff.WithMaxElapsedTime(0),
-		)
+		defer life.leave(critical)
+		defer p.retrying.Store(false)
 		_ = backoff.Retry(func() error {
-			ctx, cancel := context.WithTimeout(k.env.life.ctx, 10*time.Second)
+			ctx, cancel := context.WithTimeout(life.ctx, 10*time.Second)
 			defer cancel()
-			return k.saveUnsaved(ctx)
-		}, backoff.WithContext(b, k.env.life.ctx))
+			return p.saveUnsaved(ctx, s)
+		}, backoff.WithContext(saveWaits.backOff(), life.ctx))
 	}()
 }
 
 // saveUnsaved writes the unsaved token, if any, once.
-func (k *credentialCache) saveUnsaved(ctx context.Context) error {
-	rec := k.unsaved.Load()
+func (p *persister) saveUnsaved(ctx context.Context, s slot) error {
+	rec := p.unsaved.Load()
 	if rec == nil {
 		return nil
 	}
-	err := protect(ctx, k.env.log, "Store.Save", k.secrets(), func() error { return k.save(ctx, rec) })
+	err := protect(ctx, s.log, "Store.Save", rec.secrets(), func() error { return p.save(ctx, s, rec) })
 	if err == nil {
-		k.env.log.LogAttrs(ctx, slog.LevelInfo, "oauthtransport: token saved to store after retrying",
-			slog.String("key", k.storeKey()), slog.String("token", fingerprint(rec.tok.AccessToken)))
+		s.log.LogAttrs(ctx, slog.LevelInfo, "oauthtransport: token saved to store after retrying",
+			slog.String("key", s.key), slog.String("token", fingerprint(rec.tok.AccessToken)))
 	}
 	return err
 }
 
-// flush writes an unsaved token once more before Close returns, by
-// deadline. It names the token's fingerprint when it could not.
-func (k *credentialCache) flush(deadline time.Time) error {
-	rec := k.unsaved.Load()
-	if rec == nil {
+// flush writes an unsaved token whose refresh token exists only here once
+// more before Close returns, by deadline, and names its fingerprint when
+// it could not. A token that spends nothing is not waited for: another can
+// be fetched.
+func (p *persister) flush(s slot, deadline time.Time) error {
+	rec := p.unsaved.Load()
+	if rec == nil || rec.tok.RefreshToken == "" {
 		return nil
 	}
-	err := bounded(deadline, k.saveUnsaved)
+	err := bounded(deadline, func(ctx context.Context) error { return p.saveUnsaved(ctx, s) })
 	if err == nil {
 		return nil
 	}
 	return fmt.Errorf("oauthtransport: closing: token %s for key %q was not saved to the store, and its refresh token "+
-		"exists only in this process: %w", fingerprint(rec.tok.AccessToken), k.storeKey(), err)
+		"exists only in this process: %w", fingerprint(rec.tok.AccessToken), s.key, err)
+}
+
+// busy reports whether the key's records need this persister to stay: a
+// token not saved yet, or the lock kept for it.
+func (p *persister) busy() bool {
+	return p.unsaved.Load() != nil || p.held.Load() != nil || p.retrying.Load()
 }

@@ -4,12 +4,8 @@ package oauthtransport
 // and kept apart from tokens for others.
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/url"
-	"slices"
-	"strings"
 )
 
 // WithResource asks the token endpoint for a token for the resources
@@ -32,29 +28,10 @@ func WithResource(uris ...string) SourceOption {
 }
 
 // storeScope is what a source adds to its Transport's store key: the
-// resources its tokens are for.
-func (o sourceOptions) storeScope() string {
-	if len(o.resources) == 0 {
-		return ""
-	}
-	r := slices.Clone(o.resources)
-	slices.Sort(r)
-	sum := sha256.Sum256([]byte(strings.Join(slices.Compact(r), " ")))
-	return "#resource:" + hex.EncodeToString(sum[:6])
-}
-
-// scoped is a source whose tokens are for particular resources.
-type scoped interface{ storeScope() string }
+// resources its tokens are for (see storekey.go).
+func (o sourceOptions) storeScope() string { return resourceScope(o.resources) }
 
 func (s *clientCredentials) storeScope() string  { return s.o.storeScope() }
 func (s *refreshTokenSource) storeScope() string { return s.o.storeScope() }
 func (s *tokenExchange) storeScope() string      { return s.o.storeScope() }
 func (s *jwtBearer) storeScope() string          { return s.o.storeScope() }
-
-// scopeOf is src's store key suffix, "" for most.
-func scopeOf(src Source) string {
-	if s, ok := src.(scoped); ok {
-		return s.storeScope()
-	}
-	return ""
-}

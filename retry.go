@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 )
 
 // RetryPolicy says how a [Transport] retries requests that failed in a way a
@@ -30,8 +28,9 @@ import (
 //
 // How long to wait: exponential backoff, InitialBackoff × 2ⁿ for retry n
 // (n = 0 first) capped at MaxBackoff, plus a random jitter of up to
-// InitialBackoff (see Google's guidance, which this follows; a retry never
-// comes before its step), or the server's hint (Retry-After,
+// InitialBackoff (the truncated exponential backoff Google documents for
+// its APIs; a retry never comes before its step, unlike AWS's "full
+// jitter", which lets one come almost at once), or the server's hint (Retry-After,
 // retry-after-ms, RateLimit, X-RateLimit-Reset and kin) when that is
 // longer. A hint longer than MaxRetryAfter, or a wait that would
 // end after the request's context deadline, is not slept: the typed error
@@ -73,8 +72,10 @@ const (
 	DefaultInitialBackoff = time.Second
 	DefaultMaxBackoff     = 30 * time.Second
 	DefaultMaxRetryAfter  = 60 * time.Second
-	DefaultRetryBudget    = 10
-	DefaultBudgetRefill   = time.Second
+	DefaultRetryBudget       = 10
+	DefaultRetryBudgetRefill = time.Second
+	// Deprecated: use DefaultRetryBudgetRefill, the same value.
+	DefaultBudgetRefill = DefaultRetryBudgetRefill
 )
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
@@ -94,7 +95,7 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 		p.RetryBudget = DefaultRetryBudget
 	}
 	if p.RetryBudgetRefill == 0 {
-		p.RetryBudgetRefill = DefaultBudgetRefill
+		p.RetryBudgetRefill = DefaultRetryBudgetRefill
 	}
 	return p
 }
@@ -114,26 +115,6 @@ func (p RetryPolicy) validate() error {
 		errs = append(errs, fmt.Errorf("RetryPolicy: InitialBackoff %v exceeds MaxBackoff %v", p.InitialBackoff, p.MaxBackoff))
 	}
 	return errors.Join(errs...)
-}
-
-// delay returns the computed wait before retry n (0 for the first):
-//
-//	step  = min(InitialBackoff × 2ⁿ, MaxBackoff)
-//	delay = step + jitter × InitialBackoff, jitter uniform in [0, 1)
-//
-// A retry never comes before its nominal step, and the jitter spreads
-// retries out even once the step is capped. This is the truncated
-// exponential backoff Google documents for its APIs (Gmail: wait 1 s plus
-// up to a second at random, then 2 s plus, 4 s plus, up to a maximum).
-// AWS's "full jitter" draws the whole delay from [0, step): it spreads a
-// crowd more widely, but lets a retry come almost at once, which a server
-// that asked for backoff does not want.
-func (p RetryPolicy) delay(n int, jitter float64) time.Duration {
-	step := p.MaxBackoff
-	if n < 62 && p.InitialBackoff <= p.MaxBackoff>>n {
-		step = p.InitialBackoff << n
-	}
-	return step + time.Duration(jitter*float64(p.InitialBackoff))
 }
 
 // retryBudget throttles retries per Transport in the manner of gRPC's retry
@@ -201,92 +182,6 @@ func (b *retryBudget) refill() {
 	}
 }
 
-// retryClass says whether an attempt's outcome may be retried and under
-// which condition.
-type retryClass int
-
-const (
-	noRetry     retryClass = iota
-	retrySafe              // the server did not act (429, 420, rate-limit 403, 503 with a hint, refused connection): any method
-	retryUnsafe            // the server may have acted (5xx, 408, lost connection): idempotent requests only
-)
-
-// errorKind is the typed error a final status becomes.
-type errorKind uint8
-
-const (
-	kindNone         errorKind = iota // returned as a response
-	kindUnauthorized                  // *UnauthorizedError
-	kindForbidden                     // *ForbiddenError
-	kindRateLimit                     // *RateLimitError
-	kindServer                        // *ServerError
-)
-
-// verdict is what the outcome of one attempt means.
-type verdict struct {
-	class retryClass
-	kind  errorKind     // for a final status
-	hint  time.Duration // the server's hint, zero when none
-}
-
-// classify is the one table of what an attempt's outcome means: whether it
-// may be retried, which typed error a final status becomes, and the
-// server's hint. The retry loop and the error builder both read it.
-func classify(resp *http.Response, err error) verdict {
-	if err != nil {
-		return verdict{class: classifyError(err)}
-	}
-	if resp.StatusCode < 400 {
-		return verdict{} // the hot path: no clock read, no header lookups
-	}
-	hint, hinted := retryHint(resp.Header, time.Now())
-	switch code := resp.StatusCode; code {
-	case http.StatusUnauthorized:
-		return verdict{kind: kindUnauthorized}
-	case http.StatusTooManyRequests:
-		return verdict{retrySafe, kindRateLimit, hint}
-	case statusEnhanceYourCalm:
-		if !hinted && resourceLimit420(peekBody(resp)) {
-			hint, _ = resourceUntil(resp.Header, serverTime(resp.Header, time.Now()))
-		}
-		return verdict{retrySafe, kindRateLimit, hint}
-	case http.StatusForbidden:
-		switch limit403(resp.Header, peekBody(resp)) {
-		case notLimited:
-			return verdict{kind: kindForbidden}
-		case limitDaily:
-			return verdict{kind: kindRateLimit, hint: hint}
-		}
-		return verdict{retrySafe, kindRateLimit, hint}
-	case http.StatusServiceUnavailable:
-		if hinted {
-			return verdict{retrySafe, kindRateLimit, hint}
-		}
-		return verdict{retryUnsafe, kindServer, 0}
-	case http.StatusRequestTimeout:
-		return verdict{class: retryUnsafe, hint: hint}
-	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
-		return verdict{retryUnsafe, kindServer, hint}
-	}
-	if resp.StatusCode >= 500 {
-		return verdict{kind: kindServer}
-	}
-	return verdict{}
-}
-
-// classifyError says how a transport error may be retried.
-func classifyError(err error) retryClass {
-	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return noRetry
-	case isDialError(err):
-		return retrySafe
-	case isTransportFailure(err):
-		return retryUnsafe
-	}
-	return noRetry
-}
-
 // idempotent reports whether req may be sent again after the server may
 // have acted on it.
 func (p RetryPolicy) idempotent(req *http.Request) bool {
@@ -299,23 +194,6 @@ func (p RetryPolicy) idempotent(req *http.Request) bool {
 	}
 	_, keyed := req.Header["Idempotency-Key"]
 	return keyed
-}
-
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// isTransportFailure reports errors where no response came back: a reset or
-// closed connection, EOF on a reused connection, a network timeout.
-func isTransportFailure(err error) bool {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // sleepCtx waits for d or until ctx is done.
@@ -354,9 +232,20 @@ var stopText = [...]string{
 	stopDeadline: "not retried: the wait would outlast the context deadline",
 }
 
-// retryWait decides whether to retry, and after how long.
-func (t *Transport) retryWait(ctx context.Context, req *http.Request, v verdict, retries int) (time.Duration, stopReason) {
-	p := &t.retry
+// retrier is a Transport's retry policy and the budget its requests
+// share.
+type retrier struct {
+	policy RetryPolicy
+	budget *retryBudget
+}
+
+func newRetrier(p RetryPolicy) *retrier { return &retrier{policy: p, budget: newRetryBudget(p)} }
+
+// decide says whether to retry req after its retries-th retry, and after
+// how long: the next of waits (the policy's, see retryWaits), or the
+// server's hint when longer.
+func (r *retrier) decide(ctx context.Context, req *http.Request, v verdict, retries int, waits backoff.BackOff) (time.Duration, stopReason) {
+	p := &r.policy
 	hint := v.hint
 	switch {
 	case v.class == retryUnsafe && !p.idempotent(req):
@@ -367,10 +256,10 @@ func (t *Transport) retryWait(ctx context.Context, req *http.Request, v verdict,
 		return 0, stopBody
 	case hint > p.MaxRetryAfter:
 		return 0, stopHint
-	case !t.budget.allows():
+	case !r.budget.allows():
 		return 0, stopBudget
 	}
-	wait := max(p.delay(retries, rand.Float64()), hint)
+	wait := max(waits.NextBackOff(), hint)
 	if deadline, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(deadline) {
 		return 0, stopDeadline
 	}

@@ -3,7 +3,6 @@ package oauthtransport
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/url"
 	"sync/atomic"
 	"time"
@@ -14,9 +13,17 @@ import (
 
 // Source obtains a new token. current is the last token known for this
 // transport's store key (nil when there is none); a refresh-token grant reads
-// current.RefreshToken. Source is called only by the refresher, never
-// concurrently for the same Transport, and always under a context that
-// bounds the fetch; it must not keep ctx.
+// current.RefreshToken. Source is called only by the refresher, always
+// under a context that bounds the fetch ([WithRefreshTimeout]); it must not
+// keep ctx.
+//
+// A Source is never called concurrently for one store key within a
+// process (on a keyed Transport, for one key), and a shared store's
+// [store.Locker] extends that across processes, with one exception: a call
+// that outlives the refresh timeout is abandoned, and a Source that spends
+// no refresh token (see [RefreshTokenSpender]) may then be called again
+// while the abandoned call still runs. A Source that spends one is not
+// called again until the abandoned call returns.
 type Source interface {
 	Token(ctx context.Context, current *oauth2.Token) (*oauth2.Token, error)
 }
@@ -178,7 +185,7 @@ func (s *refreshTokenSource) Token(ctx context.Context, current *oauth2.Token) (
 func (s *refreshTokenSource) refresh(ctx context.Context, rt string) (*oauth2.Token, error) {
 	tok, err := s.ep.request(ctx, nil, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, rt)
 	if err != nil {
-		if _, answered := answeredStatus(err); !answered && !notSent(err) && !errors.Is(err, errRedirected) {
+		if _, answered := answeredStatus(err); !answered && fateOf(err) != fateNotSent && !errors.Is(err, errRedirected) {
 			return nil, &lostError{err}
 		}
 	}
@@ -220,16 +227,6 @@ func (p *authStyleProbe) request(configured oauth2.AuthStyle, send func(oauth2.A
 	}
 	p.found.Store(int32(oauth2.AuthStyleInParams))
 	return tok, nil
-}
-
-// clientRefused reports a token endpoint answer that refuses the client's
-// authentication: a 401, or invalid_client / unauthorized_client.
-func clientRefused(err error) bool {
-	re, ok := errors.AsType[*oauth2.RetrieveError](err)
-	if !ok || re.Response == nil {
-		return false
-	}
-	return re.Response.StatusCode == http.StatusUnauthorized || re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client"
 }
 
 // FromTokenSource adapts any x/oauth2 TokenSource. ts.Token takes no

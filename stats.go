@@ -17,24 +17,8 @@ type Stats struct {
 	RateLimitFailFasts  int64 // rate limits not waited for: past MaxRetryAfter or the deadline
 }
 
+// stats are the counters behind Stats, fed by the recorder.
 type stats struct {
 	fetches, background, adopted, failures, invalidations, replays, waits atomic.Int64
 	retries, limitWaits, limitFailFasts                                   atomic.Int64
-}
-
-// Stats returns the counters so far. It is safe to call at any time.
-func (t *Transport) Stats() Stats {
-	s := &t.stats
-	return Stats{
-		TokenFetches:        s.fetches.Load(),
-		BackgroundRefreshes: s.background.Load(),
-		Adopted:             s.adopted.Load(),
-		FetchFailures:       s.failures.Load(),
-		Invalidations:       s.invalidations.Load(),
-		Replays:             s.replays.Load(),
-		Waits:               s.waits.Load(),
-		Retries:             s.retries.Load(),
-		RateLimitWaits:      s.limitWaits.Load(),
-		RateLimitFailFasts:  s.limitFailFasts.Load(),
-	}
 }

@@ -1,18 +1,11 @@
 package oauthtransport
 
-// OpenTelemetry: metrics and spans, no-ops unless WithMeterProvider or
+// OpenTelemetry's instruments and tracer (fed by recorder.go): no-ops unless WithMeterProvider or
 // WithTracerProvider were given (the global providers are never used).
 // Nothing is recorded on the hot path; no token ever appears, only
 // fingerprints.
 
 import (
-	"context"
-	"net/http"
-	"strconv"
-	"time"
-
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
@@ -56,61 +49,4 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) *telemetry {
 	t.limitWaits, _ = m.Int64Counter("oauthtransport.ratelimit.waits", metric.WithDescription("Retries that waited out a rate limit."))
 	t.limitFailFast, _ = m.Int64Counter("oauthtransport.ratelimit.failfasts", metric.WithDescription("Rate limits not waited for: past MaxRetryAfter or the deadline."))
 	return t
-}
-
-// fetchSpan starts the span of one token fetch, a child of the request
-// that asked for it (parent, from the request's context).
-func (t *telemetry) fetchSpan(ctx context.Context, parent trace.SpanContext, background bool) (context.Context, trace.Span) {
-	if parent.IsValid() {
-		ctx = trace.ContextWithSpanContext(ctx, parent)
-	}
-	return t.tracer.Start(ctx, "oauthtransport.token.fetch", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("oauthtransport.mode", mode(background))))
-}
-
-// endFetch records a fetch's outcome on its span and in the metrics.
-func (t *telemetry) endFetch(ctx context.Context, span trace.Span, start time.Time, outcome, fp string, background bool) {
-	attrs := metric.WithAttributes(attribute.String("outcome", outcome), attribute.String("mode", mode(background)))
-	t.fetches.Add(ctx, 1, attrs)
-	if outcome != "adopted" {
-		t.fetchTime.Record(ctx, time.Since(start).Seconds(), attrs)
-	}
-	span.SetAttributes(attribute.String("oauthtransport.outcome", outcome))
-	if fp != "" {
-		span.SetAttributes(attribute.String("oauthtransport.token", fp))
-	}
-	if outcome == "error" {
-		span.SetStatus(codes.Error, "no token")
-	}
-	span.End()
-}
-
-func mode(background bool) string {
-	if background {
-		return "background"
-	}
-	return "foreground"
-}
-
-// countRetry counts a retry, by reason, and a rate-limit wait.
-func (t *Transport) countRetry(ctx context.Context, resp *http.Response, v verdict) {
-	reason := "network"
-	if resp != nil {
-		reason = strconv.Itoa(resp.StatusCode)
-	}
-	t.stats.retries.Add(1)
-	tel := t.env.tel
-	tel.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
-	if v.kind == kindRateLimit {
-		t.stats.limitWaits.Add(1)
-		tel.limitWaits.Add(ctx, 1)
-	}
-}
-
-// countFailFast counts a rate limit that was not waited for.
-func (t *Transport) countFailFast(ctx context.Context, v verdict, why stopReason) {
-	if v.kind == kindRateLimit && (why == stopHint || why == stopDeadline) {
-		t.stats.limitFailFasts.Add(1)
-		t.env.tel.limitFailFast.Add(ctx, 1)
-	}
 }

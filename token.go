@@ -88,11 +88,43 @@ type record struct {
 // stored returns the token as a store keeps it: with its bookkeeping.
 func (r *record) stored() *oauth2.Token { return store.WithMeta(r.tok, r.meta.public()) }
 
-// meta is a record's [store.Meta] in 32 bytes (Unix milliseconds, the
+// marker reports a record of bookkeeping only: a key's first refresh
+// token, which lives in the Source, presented (spent) or refused (dead).
+func (r *record) marker() bool {
+	return r.tok.AccessToken == "" && (r.meta.spent != 0 || r.meta.dead != 0)
+}
+
+// token is what a Source is given as current: nil for a marker.
+func (r *record) token() *oauth2.Token {
+	if r == nil || r.marker() {
+		return nil
+	}
+	return store.Clone(r.tok)
+}
+
+// secrets are the values to redact from anything a failure about r says.
+func (r *record) secrets() []string {
+	if r == nil {
+		return nil
+	}
+	return []string{r.tok.AccessToken, r.tok.RefreshToken}
+}
+
+// refreshTokenOf is the refresh token a refresh from rec presents ("" for
+// none, or the Source's own).
+func refreshTokenOf(rec *record) string {
+	if rec == nil {
+		return ""
+	}
+	return rec.tok.RefreshToken
+}
+
+// meta is a record's [store.Meta] in 40 bytes (Unix milliseconds, the
 // precision stores keep; 0 for none): a keyed Transport holds one per key.
 type meta struct {
 	gen                   uint64
 	obtained, spent, dead int64
+	refusal               *store.Refusal // why it is dead, when known
 }
 
 func metaOf(m store.Meta) meta {
@@ -102,7 +134,7 @@ func metaOf(m store.Meta) meta {
 		}
 		return t.UnixMilli()
 	}
-	return meta{gen: m.Generation, obtained: ms(m.Obtained), spent: ms(m.Spent), dead: ms(m.Dead)}
+	return meta{gen: m.Generation, obtained: ms(m.Obtained), spent: ms(m.Spent), dead: ms(m.Dead), refusal: m.Refusal}
 }
 
 func (m meta) public() store.Meta {
@@ -112,7 +144,7 @@ func (m meta) public() store.Meta {
 		}
 		return time.UnixMilli(ms)
 	}
-	return store.Meta{Generation: m.gen, Obtained: t(m.obtained), Spent: t(m.spent), Dead: t(m.dead)}
+	return store.Meta{Generation: m.gen, Obtained: t(m.obtained), Spent: t(m.spent), Dead: t(m.dead), Refusal: m.refusal}
 }
 
 // newer reports whether a is a later token than b for the same key: by

@@ -3,8 +3,6 @@ package oauthtransport
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -20,19 +18,17 @@ import (
 // background before it expires, replaces a token the server rejected and
 // replays the request once, and turns error statuses into typed errors.
 //
-// A Transport is safe for concurrent use. Create it with [New] and stop its
-// background work with [Transport.Close].
+// A Transport is safe for concurrent use. Create it with [New] (one token)
+// or [NewKeyed] (a token per key), and stop its background work with
+// [Transport.Close].
 type Transport struct {
-	opts   options
-	env    *env
-	cache  *credentialCache // the token, its refresh and its store (New)
-	keyed  *keyedCaches     // one cache per key (NewKeyed)
-	authz  authorizer       // how a credential goes on a request
-	retry  RetryPolicy
-	budget *retryBudget
-	stats  stats
-	life   *lifetime
-	close  func() error
+	opts    options
+	env     *env
+	cache   *credentialCache // the token, its refresh and its store (New)
+	keyed   *keyedCaches     // one cache per key (NewKeyed)
+	authz   authorizer       // how a credential goes on a request
+	retrier *retrier         // the retry policy and budget
+	close   func() error
 }
 
 // New returns a Transport that gets its tokens from src. It returns an
@@ -42,17 +38,45 @@ func New(src Source, opts ...Option) (*Transport, error) {
 	if src == nil {
 		opts = append(opts, func(o *options) { o.errs = append(o.errs, errors.New("nil Source")) })
 	}
-	t, err := newTransport(src, false, opts...)
+	opts = append(opts, func(o *options) {
+		if o.maxTokensSet {
+			o.errs = append(o.errs, errors.New("WithMaxTokens: only for a keyed Transport (NewKeyed)"))
+		}
+	})
+	t, err := newTransport(false, opts...)
 	if err != nil {
 		return nil, err
 	}
-	t.startKeepAlive()
+	t.cache = newCredentialCache(t.env, src, t.opts.key) // named by the WithStore key
+	startKeepAlive(&keeper{env: t.env, policy: t.opts.keepAlive, single: t.cache})
 	return t, nil
 }
 
-// newTransport makes a single-token Transport for src, or the shared parts
-// of a keyed one.
-func newTransport(src Source, keyed bool, opts ...Option) (*Transport, error) {
+// NewKeyed returns a Transport with one token per key: a request (or a
+// Token, Refresh or SetToken call) names its key with [WithKey], and a
+// request without one fails with [ErrNoKey]. sources returns the Source of
+// a key when it is first used (an error fails that request only; a call
+// that hangs holds a request no longer than its context). Each key has
+// its own token, refresh flight, failure cool-down and store entry (under
+// the WithStore key, "/", and the key) and lock; the base RoundTripper,
+// the retry budget, Stats and the metrics are shared. WithTokenChange is
+// called with the WithKey key. See [WithMaxTokens] for what it keeps in
+// memory.
+func NewKeyed(sources func(key string) (Source, error), opts ...Option) (*Transport, error) {
+	if sources == nil {
+		opts = append(opts, func(o *options) { o.errs = append(o.errs, errors.New("nil sources")) })
+	}
+	t, err := newTransport(true, opts...)
+	if err != nil {
+		return nil, err
+	}
+	t.keyed = &keyedCaches{env: t.env, sources: sources, max: t.opts.maxTokens}
+	startKeepAlive(&keeper{env: t.env, policy: t.opts.keepAlive, keyed: t.keyed})
+	return t, nil
+}
+
+// newTransport makes what every Transport shares.
+func newTransport(keyed bool, opts ...Option) (*Transport, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
 		if opt != nil {
@@ -62,101 +86,31 @@ func newTransport(src Source, keyed bool, opts ...Option) (*Transport, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	t := &Transport{opts: o, authz: headerAuthorizer{}, retry: o.retry.withDefaults(), life: newLifetime()}
+	t := &Transport{opts: o, authz: headerAuthorizer{}, retrier: newRetrier(o.retry.withDefaults())}
+	thumbprint := ""
 	if o.dpop != nil {
 		t.authz = dpopAuthorizer{d: o.dpop}
-		t.opts.key += "#dpop:" + o.dpop.jkt // tokens bound to another key are never adopted
+		thumbprint = o.dpop.jkt // tokens bound to another key are never adopted
 	}
-	t.budget = newRetryBudget(t.retry)
 	log := o.logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := o.store
+	s, private := o.store, false
 	if s == nil {
-		s = store.NewMemory()
+		s, private = store.NewMemory(), true
 	}
-	t.env = &env{opts: &t.opts, log: log, stats: &t.stats, life: t.life, store: s,
+	t.env = &env{opts: &t.opts, log: log, life: newLifetime(), store: s, private: private,
+		rec:         &recorder{tel: newTelemetry(o.meters, o.tracers)},
+		keys:        newStoreKeys(o.key, thumbprint, keyed),
 		sched:       schedulePolicy{window: o.window, windowSet: o.windowSet, skew: o.skew},
-		tokenClient: newTokenClient(o.tokenClient, o.insecureHTTP, o.dpop),
-		tel:         newTelemetry(o.meters, o.tracers)}
+		tokenClient: newTokenClient(o.tokenClient, o.insecureHTTP, o.dpop)}
 	t.env.locker, _ = s.(store.Locker)
 	if keyed {
-		t.env.keyed = true
-		t.env.clock = startClock(t.life)
-	} else {
-		t.cache = newCredentialCache(t.env, src, o.key) // named by the WithStore key; stored under t.opts.key
+		t.env.clock = startClock(t.env.life)
 	}
 	t.close = sync.OnceValue(t.shutdown)
 	return t, nil
-}
-
-// Client returns a new *http.Client that sends its requests through t.
-func (t *Transport) Client() *http.Client {
-	return &http.Client{Transport: t}
-}
-
-// Token returns a copy of a valid token, fetching or refreshing one if
-// needed. Changing the copy changes nothing inside t.
-func (t *Transport) Token(ctx context.Context) (*oauth2.Token, error) {
-	k, err := t.cacheFor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, err := k.current(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return store.Clone(c.rec.tok), nil
-}
-
-// Refresh obtains a new token now, never the one held, and returns a copy.
-// It shares the refresh in flight and the store's lock with everything
-// else (so the Source is still called once at a time), and respects the
-// failure cool-down: during one it returns the error that started it.
-func (t *Transport) Refresh(ctx context.Context) (*oauth2.Token, error) {
-	k, err := t.cacheFor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, err := k.renew(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return store.Clone(c.rec.tok), nil
-}
-
-// CloseIdleConnections closes the idle connections of the base
-// RoundTripper and of the token requests' client, as
-// [http.Client.CloseIdleConnections] expects of a transport.
-func (t *Transport) CloseIdleConnections() {
-	if c, ok := t.opts.base.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-	t.env.tokenClient.CloseIdleConnections()
-}
-
-// Close stops background refreshes and waits for them to end, then writes
-// a token whose save failed to the store once more. It returns within
-// twice the refresh timeout, at most 10 seconds, even when a Source or a
-// store hangs (their calls are then left to return by themselves).
-//
-// Close returns nil, unless a token obtained by refreshing could not be
-// saved: then its refresh token exists only in this process, and the
-// error names the token's fingerprint. Every call returns the same value.
-// A Transport still works after Close: it then refreshes on demand in the
-// caller's goroutine, under the caller's context, and leaves nothing
-// running.
-func (t *Transport) Close() error { return t.close() }
-
-func (t *Transport) shutdown() error {
-	t.life.stop()
-	bound := min(t.opts.refreshTimeout, 5*time.Second)
-	if !t.life.join(time.Now().Add(bound)) {
-		t.env.log.LogAttrs(context.Background(), slog.LevelWarn,
-			"oauthtransport: closing: a refresh is still running (a Source or store ignoring its context); not waiting for it")
-	}
-	return t.flushAll(time.Now().Add(bound))
 }
 
 // RoundTrip sends req with a token and returns the final response.
@@ -171,225 +125,165 @@ func (t *Transport) shutdown() error {
 // request is sent once more with its body from req.GetBody. Failures a
 // retry can fix are retried as [RetryPolicy] says. req is never modified.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !t.attachTo(req) {
+	if !attachTo(t.opts.allowedHosts, req) {
 		return t.opts.base.RoundTrip(req)
 	}
 	if !t.opts.insecureHTTP && insecureURL(req.URL) {
 		closeBody(req)
 		return nil, &insecureError{method: req.Method, url: redactURL(req.URL)}
 	}
-	k, err := t.cacheFor(req.Context())
+	k, c, err := t.credential(req.Context(), (*credentialCache).current)
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	c, err := k.current(req.Context())
+	a := &attempt{t: t, k: k, req: req, c: c}
+	return a.run()
+}
+
+// Client returns a new *http.Client that sends its requests through t.
+func (t *Transport) Client() *http.Client {
+	return &http.Client{Transport: t}
+}
+
+// Token returns a copy of a valid token, fetching or refreshing one if
+// needed. Changing the copy changes nothing inside t.
+func (t *Transport) Token(ctx context.Context) (*oauth2.Token, error) {
+	_, c, err := t.credential(ctx, (*credentialCache).current)
 	if err != nil {
-		closeBody(req)
 		return nil, err
 	}
-	a := attempt{t: t, k: k, req: req, c: c}
-	out, err := t.authz.authorize(req, req.Body, c)
+	return store.Clone(c.rec.tok), nil
+}
+
+// Refresh obtains a new token now, never the one held, and returns a copy.
+// It shares the refresh in flight and the store's lock with everything
+// else (so the Source is still called once at a time), and respects the
+// failure cool-down: during one it returns the error that started it.
+func (t *Transport) Refresh(ctx context.Context) (*oauth2.Token, error) {
+	_, c, err := t.credential(ctx, (*credentialCache).renew)
 	if err != nil {
 		return nil, err
 	}
+	return store.Clone(c.rec.tok), nil
+}
+
+// SetToken makes tok the token of ctx's key ([WithKey] on a keyed
+// Transport): one a person has just authorized, after a dead grant
+// ([ErrReauthRequired]) or to connect an account. It waits for a refresh
+// in flight, saves tok to the store as newer than any token held there or
+// here, so that every process sharing the store adopts it (a process
+// cooling down after the dead grant looks at the store once a second),
+// and uses it at once; the key's failure cool-down ends. A refresh of the
+// old grant that returns later (one abandoned for its slowness) never
+// replaces it. It fails, and changes nothing, when the store's lock cannot
+// be taken, the store cannot be read, or the save fails. tok needs an
+// access token: an expired one will do, with the refresh token that
+// replaces it.
+func (t *Transport) SetToken(ctx context.Context, tok *oauth2.Token) error {
+	if tok == nil || tok.AccessToken == "" {
+		return errors.New("oauthtransport: SetToken: the token has no access token")
+	}
+	k, err := t.cacheFor(ctx, true)
+	if err != nil {
+		return err
+	}
+	return k.set(ctx, tok)
+}
+
+// Stats returns the counters so far. It is safe to call at any time.
+func (t *Transport) Stats() Stats {
+	s := &t.env.rec.stats
+	return Stats{
+		TokenFetches:        s.fetches.Load(),
+		BackgroundRefreshes: s.background.Load(),
+		Adopted:             s.adopted.Load(),
+		FetchFailures:       s.failures.Load(),
+		Invalidations:       s.invalidations.Load(),
+		Replays:             s.replays.Load(),
+		Waits:               s.waits.Load(),
+		Retries:             s.retries.Load(),
+		RateLimitWaits:      s.limitWaits.Load(),
+		RateLimitFailFasts:  s.limitFailFasts.Load(),
+	}
+}
+
+// CloseIdleConnections closes the idle connections of the base
+// RoundTripper and of the token requests' client, as
+// [http.Client.CloseIdleConnections] expects of a transport.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.opts.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+	t.env.tokenClient.CloseIdleConnections()
+}
+
+// Close stops background work and returns. It cancels refreshes that
+// spend nothing (client credentials, a token exchange, a FromTokenSource)
+// and store calls made for them without waiting for them: it returns
+// within a second whenever no refreshed token is waiting to be saved,
+// whatever a Source or a store is doing. It waits, bounded, only where a
+// rotated refresh token could otherwise be lost: for a refresh that is
+// presenting a refresh token (its answer must be saved), and to write once
+// more a refreshed token whose save failed, for at most twice
+// min(WithRefreshTimeout, 5s); calls still running then are left to return
+// by themselves.
+//
+// Close returns nil, unless a token obtained by refreshing could not be
+// saved: then its refresh token exists only in this process, and the
+// error names the token's fingerprint. Every call returns the same value.
+// A Transport still works after Close: it then refreshes on demand in the
+// caller's goroutine, under the caller's context, and leaves nothing
+// running.
+func (t *Transport) Close() error { return t.close() }
+
+// closeMoment is how long Close waits for work that spends nothing to
+// notice the cancellation.
+const closeMoment = 100 * time.Millisecond
+
+func (t *Transport) shutdown() error {
+	life := t.env.life
+	life.stop()
+	bound := min(t.opts.refreshTimeout, 5*time.Second)
+	if !life.join(time.Now().Add(bound), time.Now().Add(closeMoment)) {
+		t.env.log.LogAttrs(context.Background(), slog.LevelWarn,
+			"oauthtransport: closing: a refresh presenting a refresh token is still running (a Source or store ignoring its context); not waiting for it")
+	}
+	deadline := time.Now().Add(bound)
+	if t.keyed == nil {
+		return t.cache.flush(deadline)
+	}
+	var errs []error
+	for _, c := range t.keyed.caches() {
+		errs = append(errs, c.flush(deadline))
+	}
+	return errors.Join(errs...)
+}
+
+// cacheFor returns the credential cache a request or call uses; used: a
+// caller's, not the keep-alive's.
+func (t *Transport) cacheFor(ctx context.Context, used bool) (*credentialCache, error) {
+	if t.keyed == nil {
+		return t.cache, nil
+	}
+	key, ok := keyOf(ctx)
+	if !ok {
+		return nil, ErrNoKey
+	}
+	return t.keyed.get(ctx, key, used)
+}
+
+// credential gets ctx's key's credential through get, asking anew for the
+// key's cache when the one it had was evicted meanwhile.
+func (t *Transport) credential(ctx context.Context, get func(*credentialCache, context.Context) (*credential, error)) (*credentialCache, *credential, error) {
 	for {
-		a.sends++
-		resp, err := t.send(out)
-		if err == nil {
-			t.authz.observe(out, resp)
-		}
-		next, final, err := a.decide(resp, err)
-		if next == stepDone {
-			return final, err
-		}
-		if out, err = a.again(next); err != nil {
-			return nil, err
-		}
-	}
-}
-
-// errNoResponse is what a base RoundTripper that returned (nil, nil) gets.
-var errNoResponse = errors.New("oauthtransport: the base RoundTripper returned neither a response nor an error")
-
-func (t *Transport) send(out *http.Request) (*http.Response, error) {
-	resp, err := t.opts.base.RoundTrip(out)
-	if err == nil && resp == nil {
-		err = errNoResponse
-	}
-	return resp, err
-}
-
-// attempt is one RoundTrip's state across the requests it sends.
-type attempt struct {
-	t        *Transport
-	k        *credentialCache // the request's key
-	req      *http.Request    // the caller's request, never modified
-	c        *credential      // the credential of the last send
-	sends    int              // requests sent so far
-	retries  int
-	replayed bool          // the one replay after a 401 happened
-	wait     time.Duration // before the next retry
-}
-
-// step is what follows a send.
-type step int
-
-const (
-	stepDone   step = iota // return what decide returned
-	stepReplay             // send again with a new (or re-signed) credential
-	stepRetry              // wait, then send again
-)
-
-// decide reads the outcome of a send: done (a response or an error), a
-// replay after a 401, or a retry.
-func (a *attempt) decide(resp *http.Response, err error) (step, *http.Response, error) {
-	if err == nil && resp.StatusCode == http.StatusUnauthorized {
-		if !a.replayed {
-			return a.unauthorized(resp)
-		}
-	} else if err == nil && !a.c.accepted.Load() {
-		a.c.accepted.Store(true)
-	}
-	v := classify(resp, err)
-	if v.class == noRetry {
+		k, err := t.cacheFor(ctx, true)
 		if err != nil {
-			return stepDone, nil, err
+			return nil, nil, err
 		}
-		a.t.budget.success()
-		return a.finish(resp, v)
-	}
-	a.t.budget.failure()
-	wait, stop := a.t.retryWait(a.req.Context(), a.req, v, a.retries)
-	switch stop {
-	case stopNone:
-	case stopBody:
-		return a.notReplayable(resp, err, v)
-	default:
-		a.t.countFailFast(a.req.Context(), v, stop)
-		if err != nil {
-			return stepDone, nil, giveUp(a.req, err, a.sends, stop)
+		c, err := get(k, ctx)
+		if !errors.Is(err, errRetired) {
+			return k, c, err
 		}
-		return a.finish(resp, v)
-	}
-	if resp != nil {
-		drain(resp)
-	}
-	a.wait = wait
-	a.logRetry(resp, v)
-	a.t.countRetry(a.req.Context(), resp, v)
-	return stepRetry, nil, nil
-}
-
-// logRetry logs a retry: at debug level, or at info level with the hint's
-// header when it waits more than a second.
-func (a *attempt) logRetry(resp *http.Response, v verdict) {
-	level, header := slog.LevelDebug, ""
-	if a.wait > time.Second {
-		level = slog.LevelInfo
-		if resp != nil {
-			header = hintHeader(resp.Header)
-		}
-	}
-	a.k.env.log.LogAttrs(a.req.Context(), level, "oauthtransport: retrying",
-		slog.String("method", a.req.Method), slog.String("url", redactURL(a.req.URL)), slog.Int("attempt", a.sends+1),
-		slog.Duration("wait", a.wait), slog.Duration("server_hint", v.hint), slog.String("hint_header", header))
-}
-
-// unauthorized handles the first 401: the authorizer says whether a new
-// (or re-signed) credential can help; if so the request is replayed once.
-func (a *attempt) unauthorized(resp *http.Response) (step, *http.Response, error) {
-	v := verdict{kind: kindUnauthorized}
-	switch a.t.authz.rejected(resp, a.c) {
-	case rejectFinal:
-		return a.finish(resp, v)
-	case rejectRenew:
-		if !a.k.mayRenew(a.c) {
-			return a.finish(resp, v)
-		}
-		a.k.invalidate(a.req.Context(), a.c)
-	}
-	if !rewindable(a.req) {
-		return a.notReplayable(resp, nil, v)
-	}
-	drain(resp)
-	a.replayed = true
-	a.t.stats.replays.Add(1)
-	a.k.env.tel.replays.Add(a.req.Context(), 1)
-	return stepReplay, nil, nil
-}
-
-// again prepares the next send: after the wait of a retry, the current
-// credential and a fresh copy of the body.
-func (a *attempt) again(next step) (*http.Request, error) {
-	ctx := a.req.Context()
-	if next == stepRetry {
-		if err := sleepCtx(ctx, a.wait); err != nil {
-			return nil, fmt.Errorf("oauthtransport: %s %s: waiting %v to retry: %w", a.req.Method, redactURL(a.req.URL), a.wait, err)
-		}
-		a.retries++
-	}
-	c, err := a.k.current(ctx)
-	if err != nil {
-		return nil, err
-	}
-	body, err := replayBody(a.req)
-	if err != nil {
-		return nil, err
-	}
-	a.c = c
-	if next == stepReplay {
-		a.k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: replaying request with a new token",
-			slog.String("method", a.req.Method), slog.String("url", redactURL(a.req.URL)), slog.String("token", c.fingerprint()))
-	}
-	return a.t.authz.authorize(a.req, body, c)
-}
-
-// finish returns resp, or the typed error its verdict names.
-func (a *attempt) finish(resp *http.Response, v verdict) (step, *http.Response, error) {
-	resp.Request = a.req // the caller's request: the copy holds the token
-	if v.kind == kindNone {
-		return stepDone, resp, nil
-	}
-	if !a.t.opts.statusErrors {
-		resp.Body = &sentBody{ReadCloser: resp.Body, sent: a.c.rec.tok.AccessToken}
-		return stepDone, resp, nil
-	}
-	return stepDone, nil, newStatusError(a.req, resp, a.sends, a.c.rec.tok.AccessToken, v)
-}
-
-// notReplayable ends a request that should have been sent again but whose
-// body cannot be: the error matches ErrBodyNotRewindable and the status
-// error (or transport error) it stands for.
-func (a *attempt) notReplayable(resp *http.Response, err error, v verdict) (step, *http.Response, error) {
-	if err == nil {
-		_, final, ferr := a.finish(resp, v)
-		if ferr == nil {
-			return stepDone, final, nil // WithStatusErrors(false)
-		}
-		err = ferr
-	}
-	return stepDone, nil, notReplayableError{err}
-}
-
-// rewindable reports whether req's body can be sent again.
-func rewindable(req *http.Request) bool {
-	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-}
-
-func replayBody(req *http.Request) (io.ReadCloser, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return req.Body, nil
-	}
-	body, err := req.GetBody()
-	if err != nil {
-		return nil, fmt.Errorf("oauthtransport: %s %s: getting the body to replay: %w", req.Method, redactURL(req.URL), err)
-	}
-	return body, nil
-}
-
-func closeBody(req *http.Request) {
-	if req.Body != nil {
-		req.Body.Close()
 	}
 }

@@ -30,10 +30,11 @@ type encoded struct {
 	ExpiresIn    int64          `json:"expires_in,omitempty"`
 	Extra        map[string]any `json:"extra,omitempty"`
 	// The bookkeeping of [Meta]; absent in records written before it.
-	Generation uint64 `json:"generation,omitempty"`
-	Obtained   int64  `json:"obtained_ms,omitempty"`
-	Spent      int64  `json:"spent_ms,omitempty"`
-	Dead       int64  `json:"dead_ms,omitempty"`
+	Generation uint64   `json:"generation,omitempty"`
+	Obtained   int64    `json:"obtained_ms,omitempty"`
+	Spent      int64    `json:"spent_ms,omitempty"`
+	Dead       int64    `json:"dead_ms,omitempty"`
+	Refusal    *Refusal `json:"refusal,omitempty"`
 }
 
 // MarshalToken encodes tok in the versioned JSON format the file and Redis
@@ -50,7 +51,7 @@ func MarshalToken(tok *oauth2.Token) ([]byte, error) {
 	e := encoded{Version: formatVersion, AccessToken: tok.AccessToken, TokenType: tok.TokenType,
 		RefreshToken: tok.RefreshToken, ExpiresIn: tok.ExpiresIn,
 		Generation: m.Generation, Obtained: unixMillis(m.Obtained), Spent: unixMillis(m.Spent),
-		Dead: unixMillis(m.Dead)}
+		Dead: unixMillis(m.Dead), Refusal: m.Refusal}
 	if !tok.Expiry.IsZero() {
 		exp := tok.Expiry.UTC()
 		e.Expiry = &exp
@@ -76,8 +77,8 @@ func UnmarshalToken(data []byte) (*oauth2.Token, error) {
 	if e.Version != formatVersion {
 		return nil, fmt.Errorf("%w: format version %d, want %d", ErrCorrupt, e.Version, formatVersion)
 	}
-	if e.AccessToken == "" {
-		return nil, fmt.Errorf("%w: no access token", ErrCorrupt)
+	if e.AccessToken == "" && e.Spent <= 0 && e.Dead <= 0 {
+		return nil, fmt.Errorf("%w: no access token", ErrCorrupt) // only a bookkeeping record has none
 	}
 	tok := &oauth2.Token{AccessToken: e.AccessToken, TokenType: e.TokenType, RefreshToken: e.RefreshToken, ExpiresIn: e.ExpiresIn}
 	if e.Expiry != nil {
@@ -91,7 +92,7 @@ func UnmarshalToken(data []byte) (*oauth2.Token, error) {
 	}
 	if e.Generation > 0 || e.Obtained > 0 || e.Spent > 0 || e.Dead > 0 {
 		tok = WithMeta(tok, Meta{Generation: min(e.Generation, 1<<62), Obtained: millis(e.Obtained), Spent: millis(e.Spent),
-			Dead: millis(e.Dead)})
+			Dead: millis(e.Dead), Refusal: e.Refusal})
 	}
 	return tok, nil
 }

@@ -18,6 +18,10 @@ const (
 	ObtainedKey   = "oauthtransport_obtained"
 	SpentKey      = "oauthtransport_spent"
 	DeadKey       = "oauthtransport_dead"
+	// The token endpoint's answer that made a grant dead (see [Refusal]).
+	RefusalCodeKey        = "oauthtransport_refusal_code"
+	RefusalDescriptionKey = "oauthtransport_refusal_description"
+	RefusalStatusKey      = "oauthtransport_refusal_status"
 )
 
 // Meta is the bookkeeping a Transport keeps with a stored token.
@@ -38,7 +42,24 @@ type Meta struct {
 	// the key without asking the token endpoint, for a while, until a
 	// newer token (one a person authorized again) replaces the record.
 	Dead time.Time
+	// Refusal is the token endpoint's answer that made the grant dead
+	// (with Dead), so that every process reports the same; nil when
+	// unknown.
+	Refusal *Refusal
 }
+
+// Refusal is a token endpoint's error answer (RFC 6749 §5.2): its error
+// code, error description and HTTP status.
+type Refusal struct {
+	Code        string `json:"code,omitempty"`
+	Description string `json:"description,omitempty"`
+	Status      int    `json:"status,omitempty"`
+}
+
+// A record without an access token carries only bookkeeping: a key's
+// first refresh token, which the Source holds and no store has seen, was
+// presented (Spent) or refused (Dead). Stores keep such records as they
+// keep any other.
 
 // MetaOf returns the bookkeeping kept with tok; the zero Meta when there is
 // none.
@@ -46,19 +67,25 @@ func MetaOf(tok *oauth2.Token) Meta {
 	if tok == nil {
 		return Meta{}
 	}
-	return Meta{
+	m := Meta{
 		Generation: uint64(extraInt(tok, GenerationKey)),
 		Obtained:   millis(extraInt(tok, ObtainedKey)),
 		Spent:      millis(extraInt(tok, SpentKey)),
 		Dead:       millis(extraInt(tok, DeadKey)),
 	}
+	code, _ := tok.Extra(RefusalCodeKey).(string)
+	desc, _ := tok.Extra(RefusalDescriptionKey).(string)
+	if status := extraInt(tok, RefusalStatusKey); code != "" || desc != "" || status != 0 {
+		m.Refusal = &Refusal{Code: code, Description: desc, Status: int(min(status, 999))}
+	}
+	return m
 }
 
 // WithMeta returns a copy of tok carrying m. Of tok's other extras it keeps
 // those a store keeps (scope, id_token, issued_token_type,
 // refresh_token_expires_in): oauth2.Token offers no way to list the rest.
 func WithMeta(tok *oauth2.Token, m Meta) *oauth2.Token {
-	raw := make(map[string]any, len(extras)+4)
+	raw := make(map[string]any, len(extras)+7)
 	for _, k := range extras {
 		if v := tok.Extra(k); v != nil && v != "" {
 			raw[k] = v
@@ -73,6 +100,10 @@ func WithMeta(tok *oauth2.Token, m Meta) *oauth2.Token {
 	set(ObtainedKey, unixMillis(m.Obtained))
 	set(SpentKey, unixMillis(m.Spent))
 	set(DeadKey, unixMillis(m.Dead))
+	if r := m.Refusal; r != nil {
+		raw[RefusalCodeKey], raw[RefusalDescriptionKey] = r.Code, r.Description
+		set(RefusalStatusKey, int64(r.Status))
+	}
 	return Clone(tok).WithExtra(raw)
 }
 
