@@ -102,7 +102,6 @@ func TestRetryHint(t *testing.T) {
 	}
 }
 
-
 func TestRateLimitQuota(t *testing.T) {
 	t.Parallel()
 	now := time.Now()

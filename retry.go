@@ -68,10 +68,10 @@ type RetryPolicy struct {
 
 // Retry defaults; see [RetryPolicy].
 const (
-	DefaultMaxAttempts    = 3
-	DefaultInitialBackoff = time.Second
-	DefaultMaxBackoff     = 30 * time.Second
-	DefaultMaxRetryAfter  = 60 * time.Second
+	DefaultMaxAttempts       = 3
+	DefaultInitialBackoff    = time.Second
+	DefaultMaxBackoff        = 30 * time.Second
+	DefaultMaxRetryAfter     = 60 * time.Second
 	DefaultRetryBudget       = 10
 	DefaultRetryBudgetRefill = time.Second
 	// Deprecated: use DefaultRetryBudgetRefill, the same value.
