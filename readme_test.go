@@ -1,6 +1,7 @@
 package oauthtransport_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,46 +10,72 @@ import (
 	"testing"
 )
 
-// snippetImports maps the package names README snippets use to their
-// import paths.
+// snippetImports maps the package names the snippets of README.md and
+// docs/*.md use to their import paths.
 var snippetImports = map[string]string{
 	"oauthtransport":    "github.com/oauthtransport/oauthtransport",
 	"oauthtest":         "github.com/oauthtransport/oauthtransport/oauthtest",
 	"store":             "github.com/oauthtransport/oauthtransport/store",
 	"redisstore":        "github.com/oauthtransport/oauthtransport/store/redisstore",
 	"sqlstore":          "github.com/oauthtransport/oauthtransport/store/sqlstore",
+	"storetest":         "github.com/oauthtransport/oauthtransport/store/storetest",
 	"sql":               "database/sql",
 	"crypto":            "crypto",
 	"oauth2":            "golang.org/x/oauth2",
 	"clientcredentials": "golang.org/x/oauth2/clientcredentials",
 	"redis":             "github.com/redis/go-redis/v9",
 	"context":           "context", "errors": "errors", "fmt": "fmt", "http": "net/http", "io": "io",
-	"log": "log", "os": "os", "slog": "log/slog", "time": "time",
+	"log": "log", "os": "os", "slog": "log/slog", "time": "time", "filepath": "path/filepath", "testing": "testing",
 }
 
-// TestReadmeSnippetsCompile builds every Go snippet of README.md: a whole
-// program as it is, anything else as the body of func main with the
-// imports it names, in a scratch module that uses this checkout.
+// TestReadmeSnippetsCompile builds every Go snippet of README.md and of
+// the pages in docs/: a whole program as it is, anything else as the body
+// of func main with the imports it names, in a scratch module that uses
+// this checkout. Each snippet gets a directory named after its page and
+// its number, so the compiler's messages say where it is.
 func TestReadmeSnippetsCompile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the go command")
 	}
 	t.Parallel()
-	readme, err := os.ReadFile("README.md")
+	pages, err := filepath.Glob("docs/*.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	snippets := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
-	if len(snippets) == 0 {
-		t.Fatal("no Go snippet found")
+	if len(pages) == 0 {
+		t.Fatal("no page found in docs/")
 	}
 	dir := scratchModule(t)
-	for i, m := range snippets {
-		write(t, filepath.Join(dir, "s"+string(rune('a'+i)), "main.go"), asProgram(m[1]))
+	seen := map[string]string{}
+	for _, page := range append([]string{"README.md"}, pages...) {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snippets := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatch(string(text), -1)
+		if page == "README.md" && len(snippets) == 0 {
+			t.Fatal("no Go snippet found in README.md")
+		}
+		for i, m := range snippets {
+			name := snippetDir(page, i)
+			if other, ok := seen[name]; ok {
+				t.Fatalf("snippets of %s and %s would share the directory %s", other, page, name)
+			}
+			seen[name] = page
+			write(t, filepath.Join(dir, name, "main.go"), asProgram(m[1]))
+		}
 	}
 	if out, err := goCommand(dir, "build", "-o", os.DevNull, "./...").CombinedOutput(); err != nil {
-		t.Fatalf("a README snippet does not compile:\n%s", out)
+		t.Fatalf("a snippet of README.md or docs/ does not compile (./PAGE_N is snippet N of PAGE):\n%s", out)
 	}
+}
+
+// snippetDir names the directory of the i-th snippet of page:
+// README_1, docs_many_accounts_2, ...
+func snippetDir(page string, i int) string {
+	name := strings.TrimSuffix(filepath.ToSlash(page), ".md")
+	name = regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(name, "_")
+	return fmt.Sprintf("%s_%d", name, i+1)
 }
 
 // TestExamplesRunInAnEmptyModule copies each example, as a user would,
