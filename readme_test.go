@@ -78,6 +78,82 @@ func snippetDir(page string, i int) string {
 	return fmt.Sprintf("%s_%d", name, i+1)
 }
 
+// TestReadmeIsShort keeps the README what a newcomer reads in two
+// minutes: the reference lives in docs/.
+func TestReadmeIsShort(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(readme), "\n"); n >= 150 {
+		t.Errorf("README.md has %d lines, want fewer than 150: move reference material to a page in docs/", n)
+	}
+}
+
+// TestDocsLinksResolve checks the links between the repository's pages:
+// every relative link of README.md, the other top-level pages and docs/*.md
+// names a file that exists (and, with a #fragment, a heading of it), and
+// every link of doc.go to a page of the repository names one that exists.
+func TestDocsLinksResolve(t *testing.T) {
+	t.Parallel()
+	pages, _ := filepath.Glob("docs/*.md")
+	pages = append([]string{"README.md", "CHANGELOG.md", "CONTRIBUTING.md", "SECURITY.md"}, pages...)
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, page := range pages {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(text), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			file, fragment, _ := strings.Cut(target, "#")
+			path := page
+			if file != "" {
+				path = filepath.Join(filepath.Dir(page), file)
+			}
+			checkLink(t, page, target, path, fragment)
+		}
+	}
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := regexp.MustCompile(`https://github\.com/oauthtransport/oauthtransport/blob/main/([^\s)\]]+)`)
+	found := repo.FindAllStringSubmatch(string(doc), -1)
+	if len(found) == 0 {
+		t.Error("doc.go links to no page of docs/")
+	}
+	for _, m := range found {
+		file, fragment, _ := strings.Cut(m[1], "#")
+		checkLink(t, "doc.go", m[0], file, fragment)
+	}
+}
+
+// checkLink reports a link of page whose file does not exist or whose
+// fragment names no heading of that file (as GitHub makes their anchors).
+func checkLink(t *testing.T, page, target, path, fragment string) {
+	t.Helper()
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Errorf("%s links to %s: %v", page, target, err)
+		return
+	}
+	if fragment == "" {
+		return
+	}
+	for _, h := range regexp.MustCompile(`(?m)^#+ (.+)$`).FindAllStringSubmatch(string(text), -1) {
+		anchor := strings.ToLower(regexp.MustCompile(`[^\p{L}\p{N} _-]`).ReplaceAllString(h[1], ""))
+		if strings.ReplaceAll(anchor, " ", "-") == fragment {
+			return
+		}
+	}
+	t.Errorf("%s links to %s: %s has no heading for #%s", page, target, path, fragment)
+}
+
 // TestExamplesRunInAnEmptyModule copies each example, as a user would,
 // into a module of its own that uses this checkout, and runs it.
 func TestExamplesRunInAnEmptyModule(t *testing.T) {
