@@ -131,4 +131,34 @@
 // checked); otherwise a token is used until a 401 says otherwise. A token
 // stops being used [DefaultExpirySkew] before it expires, never more than
 // a tenth of its lifetime, so short-lived tokens still work.
+//
+// # Further reading
+//
+// The repository's docs pages hold the reference, one topic each:
+//
+//   - [What you can rely on]: refresh, retries, the 401 replay, where tokens go
+//   - [Hostile answers]: what a misbehaving server gets
+//   - [Logs, stats and OpenTelemetry]
+//   - [Where tokens live]: the memory, file, Redis and SQL stores, your own
+//   - [Sharing a token across a fleet]: how processes spend a refresh token once
+//   - [Many accounts]: one token per user, dead grants, keep-alive
+//   - [Enterprise identity providers]: private_key_jwt, mTLS, DPoP, token exchange, discovery
+//   - [With generated and third-party API clients]
+//   - [Testing your own code]: package oauthtest, storetest
+//   - [Examples]
+//   - [Performance]
+//   - [Interoperability]
+//
+// [What you can rely on]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/guarantees.md
+// [Hostile answers]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/hostile.md
+// [Logs, stats and OpenTelemetry]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/observability.md
+// [Where tokens live]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/stores.md
+// [Sharing a token across a fleet]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/fleet.md
+// [Many accounts]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/many-accounts.md
+// [Enterprise identity providers]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/enterprise.md
+// [With generated and third-party API clients]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/api-clients.md
+// [Testing your own code]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/testing.md
+// [Examples]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/examples.md
+// [Performance]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/performance.md
+// [Interoperability]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/interop.md
 package oauthtransport

@@ -1,6 +1,7 @@
 package oauthtransport_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,46 +10,148 @@ import (
 	"testing"
 )
 
-// snippetImports maps the package names README snippets use to their
-// import paths.
+// snippetImports maps the package names the snippets of README.md and
+// docs/*.md use to their import paths.
 var snippetImports = map[string]string{
 	"oauthtransport":    "github.com/oauthtransport/oauthtransport",
 	"oauthtest":         "github.com/oauthtransport/oauthtransport/oauthtest",
 	"store":             "github.com/oauthtransport/oauthtransport/store",
 	"redisstore":        "github.com/oauthtransport/oauthtransport/store/redisstore",
 	"sqlstore":          "github.com/oauthtransport/oauthtransport/store/sqlstore",
+	"storetest":         "github.com/oauthtransport/oauthtransport/store/storetest",
 	"sql":               "database/sql",
 	"crypto":            "crypto",
 	"oauth2":            "golang.org/x/oauth2",
 	"clientcredentials": "golang.org/x/oauth2/clientcredentials",
 	"redis":             "github.com/redis/go-redis/v9",
 	"context":           "context", "errors": "errors", "fmt": "fmt", "http": "net/http", "io": "io",
-	"log": "log", "os": "os", "slog": "log/slog", "time": "time",
+	"log": "log", "os": "os", "slog": "log/slog", "time": "time", "filepath": "path/filepath", "testing": "testing",
 }
 
-// TestReadmeSnippetsCompile builds every Go snippet of README.md: a whole
-// program as it is, anything else as the body of func main with the
-// imports it names, in a scratch module that uses this checkout.
+// TestReadmeSnippetsCompile builds every Go snippet of README.md and of
+// the pages in docs/: a whole program as it is, anything else as the body
+// of func main with the imports it names, in a scratch module that uses
+// this checkout. Each snippet gets a directory named after its page and
+// its number, so the compiler's messages say where it is.
 func TestReadmeSnippetsCompile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the go command")
 	}
 	t.Parallel()
+	pages, err := filepath.Glob("docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pages) == 0 {
+		t.Fatal("no page found in docs/")
+	}
+	dir := scratchModule(t)
+	seen := map[string]string{}
+	for _, page := range append([]string{"README.md"}, pages...) {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snippets := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatch(string(text), -1)
+		if page == "README.md" && len(snippets) == 0 {
+			t.Fatal("no Go snippet found in README.md")
+		}
+		for i, m := range snippets {
+			name := snippetDir(page, i)
+			if other, ok := seen[name]; ok {
+				t.Fatalf("snippets of %s and %s would share the directory %s", other, page, name)
+			}
+			seen[name] = page
+			write(t, filepath.Join(dir, name, "main.go"), asProgram(m[1]))
+		}
+	}
+	if out, err := goCommand(dir, "build", "-o", os.DevNull, "./...").CombinedOutput(); err != nil {
+		t.Fatalf("a snippet of README.md or docs/ does not compile (./PAGE_N is snippet N of PAGE):\n%s", out)
+	}
+}
+
+// snippetDir names the directory of the i-th snippet of page:
+// README_1, docs_many_accounts_2, ...
+func snippetDir(page string, i int) string {
+	name := strings.TrimSuffix(filepath.ToSlash(page), ".md")
+	name = regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(name, "_")
+	return fmt.Sprintf("%s_%d", name, i+1)
+}
+
+// TestReadmeIsShort keeps the README what a newcomer reads in two
+// minutes: the reference lives in docs/.
+func TestReadmeIsShort(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	snippets := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
-	if len(snippets) == 0 {
-		t.Fatal("no Go snippet found")
+	if n := strings.Count(string(readme), "\n"); n >= 150 {
+		t.Errorf("README.md has %d lines, want fewer than 150: move reference material to a page in docs/", n)
 	}
-	dir := scratchModule(t)
-	for i, m := range snippets {
-		write(t, filepath.Join(dir, "s"+string(rune('a'+i)), "main.go"), asProgram(m[1]))
+}
+
+// TestDocsLinksResolve checks the links between the repository's pages:
+// every relative link of README.md, the other top-level pages and docs/*.md
+// names a file that exists (and, with a #fragment, a heading of it), and
+// every link of doc.go to a page of the repository names one that exists.
+func TestDocsLinksResolve(t *testing.T) {
+	t.Parallel()
+	pages, _ := filepath.Glob("docs/*.md")
+	pages = append([]string{"README.md", "CHANGELOG.md", "CONTRIBUTING.md", "SECURITY.md"}, pages...)
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, page := range pages {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(text), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			file, fragment, _ := strings.Cut(target, "#")
+			path := page
+			if file != "" {
+				path = filepath.Join(filepath.Dir(page), file)
+			}
+			checkLink(t, page, target, path, fragment)
+		}
 	}
-	if out, err := goCommand(dir, "build", "-o", os.DevNull, "./...").CombinedOutput(); err != nil {
-		t.Fatalf("a README snippet does not compile:\n%s", out)
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
 	}
+	repo := regexp.MustCompile(`https://github\.com/oauthtransport/oauthtransport/blob/main/([^\s)\]]+)`)
+	found := repo.FindAllStringSubmatch(string(doc), -1)
+	if len(found) == 0 {
+		t.Error("doc.go links to no page of docs/")
+	}
+	for _, m := range found {
+		file, fragment, _ := strings.Cut(m[1], "#")
+		checkLink(t, "doc.go", m[0], file, fragment)
+	}
+}
+
+// checkLink reports a link of page whose file does not exist or whose
+// fragment names no heading of that file (as GitHub makes their anchors).
+func checkLink(t *testing.T, page, target, path, fragment string) {
+	t.Helper()
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Errorf("%s links to %s: %v", page, target, err)
+		return
+	}
+	if fragment == "" {
+		return
+	}
+	for _, h := range regexp.MustCompile(`(?m)^#+ (.+)$`).FindAllStringSubmatch(string(text), -1) {
+		anchor := strings.ToLower(regexp.MustCompile(`[^\p{L}\p{N} _-]`).ReplaceAllString(h[1], ""))
+		if strings.ReplaceAll(anchor, " ", "-") == fragment {
+			return
+		}
+	}
+	t.Errorf("%s links to %s: %s has no heading for #%s", page, target, path, fragment)
 }
 
 // TestExamplesRunInAnEmptyModule copies each example, as a user would,
