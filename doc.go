@@ -49,7 +49,8 @@
 //   - Faults stay contained. A panic in a Source, Store, Locker or
 //     [WithAuthorization] function becomes a [*TokenError]; a caller waits
 //     for a token at most until its own deadline or [WithRefreshTimeout];
-//     [Transport.Close] returns within 10 seconds whatever hangs.
+//     [Transport.Close] returns within a second whatever hangs, unless a
+//     rotated refresh token waits to be saved (then within 10 seconds).
 //
 // # Status codes become errors
 //
