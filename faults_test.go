@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -120,39 +121,42 @@ func (s *blockingSource) Token(context.Context, *oauth2.Token) (*oauth2.Token, e
 	return &oauth2.Token{AccessToken: "late", RefreshToken: s.rt, Expiry: time.Now().Add(time.Hour)}, nil
 }
 
+// TestSourceThatNeverReturns runs in a bubble: virtual time, so the
+// timeouts and cool-downs pass at once.
 func TestSourceThatNeverReturns(t *testing.T) {
-	t.Parallel()
 	for _, spends := range []bool{false, true} {
-		src := &blockingSource{release: make(chan struct{})}
-		var s oauthtransport.Source = src
-		if spends {
-			s = spendingSource{src}
-		}
-		tr, err := oauthtransport.New(s, oauthtransport.WithBase(&memBase{}), oauthtransport.WithRefreshTimeout(200*time.Millisecond))
-		require.NoError(t, err)
+		synctest.Test(t, func(t *testing.T) {
+			src := &blockingSource{release: make(chan struct{})}
+			var s oauthtransport.Source = src
+			if spends {
+				s = spendingSource{src}
+			}
+			tr, err := oauthtransport.New(s, oauthtransport.WithBase(&memBase{}), oauthtransport.WithRefreshTimeout(200*time.Millisecond))
+			require.NoError(t, err)
 
-		start := time.Now()
-		_, err = tr.Token(context.Background()) // no deadline of its own
-		assert.Less(t, time.Since(start), 5*time.Second)
-		var te *oauthtransport.TokenError
-		require.ErrorAs(t, err, &te)
-		assert.True(t, te.Temporary())
-		assert.Contains(t, err.Error(), "did not finish within 200ms")
+			start := time.Now()
+			_, err = tr.Token(context.Background()) // no deadline of its own
+			assert.Equal(t, 200*time.Millisecond, time.Since(start), "the caller left at the refresh timeout")
+			var te *oauthtransport.TokenError
+			require.ErrorAs(t, err, &te)
+			assert.True(t, te.Temporary())
+			assert.Contains(t, err.Error(), "did not finish within 200ms")
 
-		time.Sleep(time.Second) // past the cool-down (500 ms plus up to a quarter)
-		_, err = tr.Token(context.Background())
-		require.ErrorIs(t, err, oauthtransport.ErrToken)
-		if spends {
-			assert.Contains(t, err.Error(), "has not returned")
-			assert.Equal(t, int64(1), src.calls.Load(), "no second refresh while one may be spending the refresh token")
-		} else {
-			assert.Equal(t, int64(2), src.calls.Load(), "the stuck refresh was abandoned; a new one started")
-		}
+			time.Sleep(time.Second) // past the cool-down (500 ms plus up to a quarter)
+			_, err = tr.Token(context.Background())
+			require.ErrorIs(t, err, oauthtransport.ErrToken)
+			if spends {
+				assert.Contains(t, err.Error(), "has not returned")
+				assert.Equal(t, int64(1), src.calls.Load(), "no second refresh while one may be spending the refresh token")
+			} else {
+				assert.Equal(t, int64(2), src.calls.Load(), "the stuck refresh was abandoned; a new one started")
+			}
 
-		start = time.Now()
-		require.NoError(t, tr.Close())
-		assert.Less(t, time.Since(start), 2*time.Second, "Close is bounded")
-		close(src.release) // the stuck goroutines end; goleak checks it
+			start = time.Now()
+			require.NoError(t, tr.Close())
+			assert.LessOrEqual(t, time.Since(start), 2*200*time.Millisecond, "Close is bounded")
+			close(src.release) // the stuck goroutines end before the bubble does
+		})
 	}
 }
 

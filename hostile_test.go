@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -256,35 +257,39 @@ func TestAPIRejectingEveryTokenIsNotHammered(t *testing.T) {
 	assert.Equal(t, int64(6), ok.TokenCalls())
 }
 
+// TestOnlyTerminalCodesCoolDownForLong runs in a bubble; the Source
+// answers as a token endpoint would (a RetrieveError with the status and
+// code), since a bubble's clock cannot wait on a socket.
 func TestOnlyTerminalCodesCoolDownForLong(t *testing.T) {
-	t.Parallel()
-	var code atomic.Value
-	code.Store("")
-	srv, calls := idp(t, func(w http.ResponseWriter, _ *http.Request) {
-		if c := code.Load().(string); c != "" {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": c})
-			return
-		}
-		http.Error(w, "<html>bad gateway page</html>", http.StatusBadRequest)
-	})
-	tr := newTransport(t, oauthtransport.ClientCredentials(ccConfig(srv.URL)))
-	_, err := tr.Token(context.Background())
-	var te *oauthtransport.TokenError
-	require.ErrorAs(t, err, &te)
-	assert.Equal(t, 400, te.StatusCode)
-	time.Sleep(700 * time.Millisecond) // a transient cool-down (500 to 625 ms) has passed
-	_, _ = tr.Token(context.Background())
-	assert.Equal(t, int64(2), calls.Load(), "a 400 without a terminal code is asked again soon")
+	synctest.Test(t, func(t *testing.T) {
+		var code atomic.Value
+		code.Store("")
+		var calls atomic.Int64
+		src := oauthtransport.SourceFunc(func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
+			calls.Add(1)
+			return nil, &oauth2.RetrieveError{Response: &http.Response{StatusCode: http.StatusBadRequest, Header: http.Header{}},
+				ErrorCode: code.Load().(string), Body: []byte("<html>bad gateway page</html>")}
+		})
+		tr := newTransport(t, src, oauthtransport.WithBase(&memBase{}))
+		_, err := tr.Token(context.Background())
+		var te *oauthtransport.TokenError
+		require.ErrorAs(t, err, &te)
+		assert.Equal(t, 400, te.StatusCode)
+		time.Sleep(700 * time.Millisecond) // a transient cool-down (500 to 625 ms) has passed
+		_, _ = tr.Token(context.Background())
+		assert.Equal(t, int64(2), calls.Load(), "a 400 without a terminal code is asked again soon")
 
-	code.Store("invalid_client")
-	time.Sleep(1500 * time.Millisecond) // past the second transient cool-down
-	_, _ = tr.Token(context.Background())
-	require.Equal(t, int64(3), calls.Load())
-	time.Sleep(700 * time.Millisecond)
-	_, err = tr.Token(context.Background())
-	require.ErrorAs(t, err, &te)
-	assert.Equal(t, "invalid_client", te.Code)
-	assert.Equal(t, int64(3), calls.Load(), "a terminal code holds longer")
+		code.Store("invalid_client")
+		time.Sleep(1500 * time.Millisecond) // past the second transient cool-down
+		_, _ = tr.Token(context.Background())
+		require.Equal(t, int64(3), calls.Load())
+		time.Sleep(700 * time.Millisecond)
+		_, err = tr.Token(context.Background())
+		require.ErrorAs(t, err, &te)
+		assert.Equal(t, "invalid_client", te.Code)
+		assert.Equal(t, int64(3), calls.Load(), "a terminal code holds longer")
+		require.NoError(t, tr.Close())
+	})
 }
 
 func TestTokenAHeaderCannotCarryIsRefused(t *testing.T) {

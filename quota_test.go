@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -219,17 +221,31 @@ func TestGitHubAndGoogleLimitsSentAs403(t *testing.T) {
 	}
 }
 
+// TestLongWaitIsLoggedAtInfo runs in a bubble: the 2 s the server asks
+// for pass at once, over an in-memory base that answers 429 once.
 func TestLongWaitIsLoggedAtInfo(t *testing.T) {
-	t.Parallel()
-	api := newQuotaAPI(t, nil, quotaReply{status: 429, header: http.Header{"Retry-After": {"2"}}})
-	var logs logBuffer
-	src := oauthtransport.SourceFunc(func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
-		return &oauth2.Token{AccessToken: "long-wait-token-value", Expiry: time.Now().Add(time.Hour)}, nil
+	synctest.Test(t, func(t *testing.T) {
+		var sends atomic.Int64
+		base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody, Request: req}
+			if sends.Add(1) == 1 {
+				resp.StatusCode, resp.Header = http.StatusTooManyRequests, http.Header{"Retry-After": {"2"}}
+			}
+			return resp, nil
+		})
+		var logs logBuffer
+		src := oauthtransport.SourceFunc(func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
+			return &oauth2.Token{AccessToken: "long-wait-token-value", Expiry: time.Now().Add(time.Hour)}, nil
+		})
+		tr := newTransport(t, src, oauthtransport.WithLogger(logs.logger()), oauthtransport.WithBase(base))
+		start := time.Now()
+		resp, err := get(t, tr.Client(), "https://api.example/")
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.GreaterOrEqual(t, time.Since(start), 2*time.Second, "the server's hint was waited for")
+		assert.Equal(t, int64(2), sends.Load())
+		assert.Contains(t, logs.String(), `"level":"INFO","msg":"oauthtransport: retrying"`)
+		assert.Contains(t, logs.String(), `"hint_header":"Retry-After: 2"`)
+		require.NoError(t, tr.Close())
 	})
-	tr := newTransport(t, src, oauthtransport.WithLogger(logs.logger()))
-	resp, err := get(t, tr.Client(), api.srv.URL)
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Contains(t, logs.String(), `"level":"INFO","msg":"oauthtransport: retrying"`)
-	assert.Contains(t, logs.String(), `"hint_header":"Retry-After: 2"`)
 }
