@@ -8,12 +8,14 @@ package oauthtransport
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,7 +36,11 @@ import (
 // endpoint's 400 use_dpop_nonce is retried once with the nonce, and an
 // API's 401 with error="use_dpop_nonce" is replayed once with a new proof,
 // keeping the token. A token the server issued as Bearer (it ignored the
-// proof) is sent as Bearer; a DPoP-bound one never is.
+// proof) is sent as Bearer; a DPoP-bound one never is. A key whose Sign
+// panics while signing an API request's proof fails that request with a
+// [*TokenError] wrapping a [*PanicError]; one whose Sign hangs is left
+// behind when the request's context is done (the request fails with the
+// context's error; the signing goroutine ends when Sign returns).
 //
 // Tokens are stored under the WithStore key and "#dpop:" and the key's
 // JWK thumbprint, so a process holding another key never adopts a token
@@ -197,13 +203,14 @@ func oauthErrorCode(resp *http.Response) (string, io.ReadCloser) {
 type dpopAuthorizer struct {
 	d *dpop
 	headerAuthorizer
+	log *slog.Logger // where a signer's panic is logged; nil: nowhere
 }
 
 func (a dpopAuthorizer) authorize(req *http.Request, body io.ReadCloser, c *credential) (*http.Request, error) {
 	if !strings.EqualFold(c.scheme(), "DPoP") {
 		return withAuth(req, body, c.auth), nil
 	}
-	p, err := a.d.proof(req.Method, req.URL, c.rec.tok.AccessToken)
+	p, err := a.apiProof(req.Context(), req.Method, req.URL, c.rec.tok.AccessToken)
 	if err != nil {
 		if body != nil {
 			body.Close()
@@ -213,6 +220,42 @@ func (a dpopAuthorizer) authorize(req *http.Request, body io.ReadCloser, c *cred
 	out := withAuth(req, body, c.auth)
 	out.Header["Dpop"] = []string{p}
 	return out, nil
+}
+
+// signed is the outcome of signing one proof.
+type signed struct {
+	proof string
+	err   error
+}
+
+// apiProof signs the proof of an API request in the caller's stead, as
+// the key is users' code (a KMS, an HSM): a panic becomes a *TokenError
+// wrapping a *PanicError, and a signer that outlives ctx is left to
+// finish by itself while the caller gets ctx's error.
+func (a dpopAuthorizer) apiProof(ctx context.Context, method string, u *url.URL, accessToken string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("oauthtransport: signing a DPoP proof: %w", err)
+	}
+	target := *u // the caller may reuse its request once we return
+	log := a.log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	done := make(chan signed, 1)
+	go func() {
+		var s signed
+		s.err = protect(ctx, log, "the DPoP key's Sign", []string{accessToken}, func() (err error) {
+			s.proof, err = a.d.proof(method, &target, accessToken)
+			return err
+		})
+		done <- s
+	}()
+	select {
+	case s := <-done:
+		return s.proof, s.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("oauthtransport: signing a DPoP proof: %w", ctx.Err())
+	}
 }
 
 // rejected re-signs once when the server asks for a nonce and sent one
