@@ -132,12 +132,19 @@ func (d *dpop) remember(u *url.URL, resp *http.Response) {
 	}
 }
 
-// dpopTokenTransport puts a proof on each token request, and retries a
-// 400 use_dpop_nonce once with the nonce the server sent (RFC 9449 §8).
+// dpopTokenTransport puts a proof on each token request, keeps the nonce
+// of every answer, and retries a 400 use_dpop_nonce once with the nonce
+// the server sent (RFC 9449 §8), sending the same body again. The
+// built-in sources' requests are not retried here: they retry themselves
+// with a new body, whose client assertion is fresh (ownNonceRetryKey).
 type dpopTokenTransport struct {
 	d    *dpop
 	base http.RoundTripper
 }
+
+// ownNonceRetryKey marks the context of a token request whose sender
+// answers use_dpop_nonce itself (endpoint.request).
+type ownNonceRetryKey struct{}
 
 func (t *dpopTokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.send(req)
@@ -145,7 +152,8 @@ func (t *dpopTokenTransport) RoundTrip(req *http.Request) (*http.Response, error
 		return nil, err
 	}
 	t.d.remember(req.URL, resp)
-	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("DPoP-Nonce") == "" || req.GetBody == nil {
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("DPoP-Nonce") == "" || req.GetBody == nil ||
+		req.Context().Value(ownNonceRetryKey{}) != nil {
 		return resp, nil
 	}
 	if code, restored := oauthErrorCode(resp); code != "use_dpop_nonce" {
