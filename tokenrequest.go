@@ -74,11 +74,11 @@ func (e *endpoint) attempt(ctx context.Context, scopes []string, v url.Values, s
 		v.Set("client_assertion_type", clientAssertionType)
 		v.Set("client_assertion", a)
 		tok, err := e.send(ctx, "", oauth2.AuthStyleInParams, scopes, v)
-		return tok, tokenFailure(err, append(secrets, a, e.secret)...)
+		return tok, tokenFailure(err, e.clientID, e.secret, append(secrets, a)...)
 	}
 	return e.probe.request(e.style, func(style oauth2.AuthStyle) (*oauth2.Token, error) {
 		tok, err := e.send(ctx, e.secret, style, scopes, v)
-		return tok, tokenFailure(err, append(secrets, e.secret)...)
+		return tok, tokenFailure(err, e.clientID, e.secret, secrets...)
 	})
 }
 
