@@ -3,6 +3,7 @@ package oauthtransport_test
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -118,4 +119,18 @@ func TestTokenErrorRedactsWhatTheServerEchoes(t *testing.T) {
 			assertNoSecret(t, "the log", loggedText(t, logs.String()), echoedForms()...)
 		})
 	}
+}
+
+// A TokenError from a Source's own code, its code or description holding
+// line breaks, still reads as one line.
+func TestTokenErrorIsOneLine(t *testing.T) {
+	t.Parallel()
+	src := oauthtransport.SourceFunc(func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
+		return nil, &oauthtransport.TokenError{Code: "invalid_grant\nsecond line", Description: "the grant\r\nis gone", StatusCode: 400}
+	})
+	tr := newTransport(t, src)
+	_, err := tr.Token(context.Background())
+	require.ErrorIs(t, err, oauthtransport.ErrToken)
+	assert.NotContains(t, err.Error(), "\n")
+	assert.NotContains(t, err.Error(), "\r")
 }
