@@ -230,6 +230,9 @@ func (a dpopAuthorizer) authorize(req *http.Request, body io.ReadCloser, c *cred
 	return out, nil
 }
 
+// discardLog is dpopAuthorizer's logger until it is given one.
+var discardLog = slog.New(slog.DiscardHandler)
+
 // signed is the outcome of signing one proof.
 type signed struct {
 	proof string
@@ -247,7 +250,7 @@ func (a dpopAuthorizer) apiProof(ctx context.Context, method string, u *url.URL,
 	target := *u // the caller may reuse its request once we return
 	log := a.log
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = discardLog
 	}
 	done := make(chan signed, 1)
 	go func() {
