@@ -7,6 +7,9 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -139,8 +142,9 @@ func signAssertion(signer jose.Signer, clientID, aud string) (string, error) {
 // newJWTSigner signs with key, with alg when given, else the first
 // algorithm its type allows; typ is the JWS "typ" header, kid its "kid"
 // (none when empty), and embedJWK puts the public key in the header (DPoP).
+// PSS signatures have a salt as long as the hash (see pssSigner).
 func newJWTSigner(key crypto.Signer, typ, kid string, embedJWK bool, alg string) (jose.Signer, error) {
-	opaque := cryptosigner.Opaque(key)
+	opaque := pssSigner{OpaqueSigner: cryptosigner.Opaque(key), key: key}
 	algs := opaque.Algs()
 	if len(algs) == 0 {
 		return nil, fmt.Errorf("a %T key cannot sign a JWT: use RSA, ECDSA P-256/P-384/P-521 or Ed25519", key.Public())
@@ -160,6 +164,35 @@ func newJWTSigner(key crypto.Signer, typ, kid string, embedJWK bool, alg string)
 		return nil, fmt.Errorf("a signer for the %T key: %w", key.Public(), err)
 	}
 	return signer, nil
+}
+
+// pssSigner is go-jose's signer for a crypto.Signer, except that it signs
+// PS256, PS384 and PS512 with a salt as long as the hash, as RFC 7518 §3.5
+// fixes it: go-jose's uses the longest salt the key allows (222 bytes
+// for a 2048-bit key with SHA-256), which strict servers refuse.
+type pssSigner struct {
+	jose.OpaqueSigner
+	key crypto.Signer
+}
+
+// SignPayload signs payload with alg; only PSS differs from go-jose's.
+func (s pssSigner) SignPayload(payload []byte, alg jose.SignatureAlgorithm) ([]byte, error) {
+	var h crypto.Hash
+	var digest []byte
+	switch alg {
+	case jose.PS256:
+		sum := sha256.Sum256(payload)
+		h, digest = crypto.SHA256, sum[:]
+	case jose.PS384:
+		sum := sha512.Sum384(payload)
+		h, digest = crypto.SHA384, sum[:]
+	case jose.PS512:
+		sum := sha512.Sum512(payload)
+		h, digest = crypto.SHA512, sum[:]
+	default:
+		return s.OpaqueSigner.SignPayload(payload, alg)
+	}
+	return s.key.Sign(rand.Reader, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h})
 }
 
 // randomID is a jti: 128 random bits.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,7 +21,7 @@ import (
 )
 
 // ServerMetadata is what an authorization server publishes about itself.
-// Members not named here are in Raw.
+// Raw holds every member of the document, those not named here included.
 type ServerMetadata struct {
 	Issuer                                     string            `json:"issuer"`
 	AuthorizationEndpoint                      string            `json:"authorization_endpoint,omitempty"`
@@ -58,6 +59,9 @@ func (m *ServerMetadata) Endpoint() oauth2.Endpoint {
 // discoveryTTL is how long Discover keeps a server's metadata.
 const discoveryTTL = time.Hour
 
+// maxDiscovered bounds how many issuers Discover keeps metadata for.
+const maxDiscovered = 100
+
 // maxMetadataBytes bounds a metadata document.
 const maxMetadataBytes = 1 << 20
 
@@ -67,7 +71,7 @@ var discovered = struct {
 }{m: make(map[string]cachedMetadata)}
 
 type cachedMetadata struct {
-	md *ServerMetadata
+	md *ServerMetadata // never handed out: callers get copies
 	at time.Time
 }
 
@@ -76,24 +80,87 @@ type cachedMetadata struct {
 // else its RFC 8414 one (/.well-known/oauth-authorization-server inserted
 // before the issuer's path). The document's issuer must be issuer exactly,
 // and its token endpoint an https URL (or http on loopback). Results are
-// kept for an hour per issuer; failures are not. The request uses the
-// client under oauth2.HTTPClient in ctx if any, with the redirect and
-// plain-http guards of token requests.
+// kept for an hour per issuer, for the 100 issuers fetched last; failures
+// are not. Every call returns a copy of its own, which the caller may
+// modify. The request uses the client under oauth2.HTTPClient in ctx if
+// any, with the redirect and plain-http guards of token requests. It is
+// safe for concurrent use.
 func Discover(ctx context.Context, issuer string) (*ServerMetadata, error) {
 	discovered.Lock()
 	c, ok := discovered.m[issuer]
 	discovered.Unlock()
 	if ok && time.Since(c.at) < discoveryTTL {
-		return c.md, nil
+		return c.md.clone(), nil
 	}
 	md, err := discover(ctx, issuer)
 	if err != nil {
 		return nil, err
 	}
+	keepMetadata(issuer, md)
+	return md.clone(), nil
+}
+
+// keepMetadata caches md for issuer, dropping the entries that expired
+// and, past maxDiscovered issuers, the oldest.
+func keepMetadata(issuer string, md *ServerMetadata) {
+	now := time.Now()
 	discovered.Lock()
-	discovered.m[issuer] = cachedMetadata{md: md, at: time.Now()}
-	discovered.Unlock()
-	return md, nil
+	defer discovered.Unlock()
+	for k, c := range discovered.m {
+		if now.Sub(c.at) >= discoveryTTL {
+			delete(discovered.m, k)
+		}
+	}
+	delete(discovered.m, issuer)
+	for len(discovered.m) >= maxDiscovered {
+		oldest := ""
+		for k, c := range discovered.m {
+			if oldest == "" || c.at.Before(discovered.m[oldest].at) {
+				oldest = k
+			}
+		}
+		delete(discovered.m, oldest)
+	}
+	discovered.m[issuer] = cachedMetadata{md: md, at: now}
+}
+
+// clone is a deep copy of m: no slice or map is shared (a slice or map
+// field added to ServerMetadata must be copied here too).
+func (m *ServerMetadata) clone() *ServerMetadata {
+	c := *m
+	c.GrantTypesSupported = slices.Clone(m.GrantTypesSupported)
+	c.ScopesSupported = slices.Clone(m.ScopesSupported)
+	c.TokenEndpointAuthMethodsSupported = slices.Clone(m.TokenEndpointAuthMethodsSupported)
+	c.TokenEndpointAuthSigningAlgValuesSupported = slices.Clone(m.TokenEndpointAuthSigningAlgValuesSupported)
+	c.DPoPSigningAlgValuesSupported = slices.Clone(m.DPoPSigningAlgValuesSupported)
+	c.MTLSEndpointAliases = maps.Clone(m.MTLSEndpointAliases)
+	c.Raw, _ = cloneJSON(m.Raw).(map[string]any)
+	return &c
+}
+
+// cloneJSON is a deep copy of a value encoding/json decoded into an any.
+func cloneJSON(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		if v == nil {
+			return v
+		}
+		c := make(map[string]any, len(v))
+		for k, e := range v {
+			c[k] = cloneJSON(e)
+		}
+		return c
+	case []any:
+		if v == nil {
+			return v
+		}
+		c := make([]any, len(v))
+		for i, e := range v {
+			c[i] = cloneJSON(e)
+		}
+		return c
+	}
+	return v // string, float64, json.Number, bool, nil: immutable
 }
 
 func discover(ctx context.Context, issuer string) (*ServerMetadata, error) {

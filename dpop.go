@@ -8,12 +8,14 @@ package oauthtransport
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,7 +36,11 @@ import (
 // endpoint's 400 use_dpop_nonce is retried once with the nonce, and an
 // API's 401 with error="use_dpop_nonce" is replayed once with a new proof,
 // keeping the token. A token the server issued as Bearer (it ignored the
-// proof) is sent as Bearer; a DPoP-bound one never is.
+// proof) is sent as Bearer; a DPoP-bound one never is. A key whose Sign
+// panics while signing an API request's proof fails that request with a
+// [*TokenError] wrapping a [*PanicError]; one whose Sign hangs is left
+// behind when the request's context is done (the request fails with the
+// context's error; the signing goroutine ends when Sign returns).
 //
 // Tokens are stored under the WithStore key and "#dpop:" and the key's
 // JWK thumbprint, so a process holding another key never adopts a token
@@ -126,12 +132,19 @@ func (d *dpop) remember(u *url.URL, resp *http.Response) {
 	}
 }
 
-// dpopTokenTransport puts a proof on each token request, and retries a
-// 400 use_dpop_nonce once with the nonce the server sent (RFC 9449 §8).
+// dpopTokenTransport puts a proof on each token request, keeps the nonce
+// of every answer, and retries a 400 use_dpop_nonce once with the nonce
+// the server sent (RFC 9449 §8), sending the same body again. The
+// built-in sources' requests are not retried here: they retry themselves
+// with a new body, whose client assertion is fresh (ownNonceRetryKey).
 type dpopTokenTransport struct {
 	d    *dpop
 	base http.RoundTripper
 }
+
+// ownNonceRetryKey marks the context of a token request whose sender
+// answers use_dpop_nonce itself (endpoint.request).
+type ownNonceRetryKey struct{}
 
 func (t *dpopTokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.send(req)
@@ -139,7 +152,8 @@ func (t *dpopTokenTransport) RoundTrip(req *http.Request) (*http.Response, error
 		return nil, err
 	}
 	t.d.remember(req.URL, resp)
-	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("DPoP-Nonce") == "" || req.GetBody == nil {
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("DPoP-Nonce") == "" || req.GetBody == nil ||
+		req.Context().Value(ownNonceRetryKey{}) != nil {
 		return resp, nil
 	}
 	if code, restored := oauthErrorCode(resp); code != "use_dpop_nonce" {
@@ -197,13 +211,14 @@ func oauthErrorCode(resp *http.Response) (string, io.ReadCloser) {
 type dpopAuthorizer struct {
 	d *dpop
 	headerAuthorizer
+	log *slog.Logger // where a signer's panic is logged; nil: nowhere
 }
 
 func (a dpopAuthorizer) authorize(req *http.Request, body io.ReadCloser, c *credential) (*http.Request, error) {
 	if !strings.EqualFold(c.scheme(), "DPoP") {
 		return withAuth(req, body, c.auth), nil
 	}
-	p, err := a.d.proof(req.Method, req.URL, c.rec.tok.AccessToken)
+	p, err := a.apiProof(req.Context(), req.Method, req.URL, c.rec.tok.AccessToken)
 	if err != nil {
 		if body != nil {
 			body.Close()
@@ -213,6 +228,45 @@ func (a dpopAuthorizer) authorize(req *http.Request, body io.ReadCloser, c *cred
 	out := withAuth(req, body, c.auth)
 	out.Header["Dpop"] = []string{p}
 	return out, nil
+}
+
+// discardLog is dpopAuthorizer's logger until it is given one.
+var discardLog = slog.New(slog.DiscardHandler)
+
+// signed is the outcome of signing one proof.
+type signed struct {
+	proof string
+	err   error
+}
+
+// apiProof signs the proof of an API request in the caller's stead, as
+// the key is users' code (a KMS, an HSM): a panic becomes a *TokenError
+// wrapping a *PanicError, and a signer that outlives ctx is left to
+// finish by itself while the caller gets ctx's error.
+func (a dpopAuthorizer) apiProof(ctx context.Context, method string, u *url.URL, accessToken string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("oauthtransport: signing a DPoP proof: %w", err)
+	}
+	target := *u // the caller may reuse its request once we return
+	log := a.log
+	if log == nil {
+		log = discardLog
+	}
+	done := make(chan signed, 1)
+	go func() {
+		var s signed
+		s.err = protect(ctx, log, "the DPoP key's Sign", []string{accessToken}, func() (err error) {
+			s.proof, err = a.d.proof(method, &target, accessToken)
+			return err
+		})
+		done <- s
+	}()
+	select {
+	case s := <-done:
+		return s.proof, s.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("oauthtransport: signing a DPoP proof: %w", ctx.Err())
+	}
 }
 
 // rejected re-signs once when the server asks for a nonce and sent one

@@ -213,13 +213,13 @@ func (e *TokenError) Error() string {
 	if e.StatusCode != 0 {
 		fmt.Fprintf(&b, ": token endpoint answered %d", e.StatusCode)
 	}
-	if e.Code != "" {
+	if e.Code != "" { // one line even when a Source built the error
 		b.WriteString(": ")
-		b.WriteString(e.Code)
+		b.WriteString(oneLine(e.Code, maxCodeBytes))
 	}
 	if e.Description != "" {
 		b.WriteString(": ")
-		b.WriteString(e.Description)
+		b.WriteString(oneLine(e.Description, 300))
 	}
 	var re *oauth2.RetrieveError
 	if e.Err != nil && !errors.As(e.Err, &re) {

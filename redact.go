@@ -7,7 +7,10 @@ package oauthtransport
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -31,6 +34,42 @@ func redactBytes(b []byte, secrets ...string) []byte {
 		}
 	}
 	return b
+}
+
+// sentForms returns secrets with the forms they took on the wire, any of
+// which a server may echo: URL-encoded (a form body), JSON-escaped, and
+// clientID with clientSecret as HTTP Basic credentials, as x/oauth2 sends
+// them (each URL-encoded, then base64) and unencoded. Longest first, so
+// that a longer form is redacted whole before a shorter one cuts it.
+func sentForms(clientID, clientSecret string, secrets ...string) []string {
+	forms := make([]string, 0, 3*len(secrets)+5)
+	add := func(s string) {
+		if s != "" {
+			forms = append(forms, s, url.QueryEscape(s), jsonEscaped(s))
+		}
+	}
+	for _, s := range secrets {
+		add(s)
+	}
+	add(clientSecret)
+	if clientSecret != "" {
+		forms = append(forms, basicCredentials(url.QueryEscape(clientID), url.QueryEscape(clientSecret)),
+			basicCredentials(clientID, clientSecret))
+	}
+	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	return forms
+}
+
+// basicCredentials is the value of an HTTP Basic Authorization header
+// after "Basic ".
+func basicCredentials(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+}
+
+// jsonEscaped is s as a JSON string holds it, without the quotes.
+func jsonEscaped(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b[1 : len(b)-1])
 }
 
 // redactURL returns u without user info, query or fragment.

@@ -125,17 +125,20 @@ func sameOriginRedirect(req *http.Request, via []*http.Request) error {
 }
 
 // tokenFailure turns the error of a token request into a *TokenError that
-// holds none of secrets: the description and body are redacted, and the
-// response keeps neither its request (which carries the client's
-// credentials) nor its body.
-func tokenFailure(err error, secrets ...string) error {
+// holds none of the secrets sent, in any form they took (see sentForms):
+// every member of the answer (error, error_description, error_uri, the
+// body) is redacted, then error and error_description are made one line
+// and bounded; the response keeps neither its request (which carries the
+// client's credentials) nor its body.
+func tokenFailure(err error, clientID, clientSecret string, secrets ...string) error {
 	re, ok := errors.AsType[*oauth2.RetrieveError](err)
 	if !ok {
 		return err
 	}
-	clean := &oauth2.RetrieveError{ErrorCode: re.ErrorCode, ErrorURI: re.ErrorURI,
-		ErrorDescription: redact(re.ErrorDescription, secrets...), Body: redactBytes(re.Body, secrets...)}
-	te := &TokenError{Code: re.ErrorCode, Description: oneLine(clean.ErrorDescription, 300), Err: clean}
+	sent := sentForms(clientID, clientSecret, secrets...)
+	clean := &oauth2.RetrieveError{ErrorCode: cleanCode(re.ErrorCode, sent), ErrorURI: redact(re.ErrorURI, sent...),
+		ErrorDescription: redact(re.ErrorDescription, sent...), Body: redactBytes(re.Body, sent...)}
+	te := &TokenError{Code: clean.ErrorCode, Description: oneLine(clean.ErrorDescription, 300), Err: clean}
 	if re.Response != nil {
 		r := *re.Response
 		r.Request, r.Body = nil, http.NoBody
@@ -144,6 +147,26 @@ func tokenFailure(err error, secrets ...string) error {
 		te.RetryAfter = tokenRetryAfter(&r)
 	}
 	return te
+}
+
+// maxCodeBytes bounds a token endpoint's error code in a TokenError.
+const maxCodeBytes = 100
+
+// registeredCodes are the token endpoint's error codes of RFC 6749 §5.2,
+// RFC 8628 §3.5, RFC 8707 and RFC 9449: kept as they are, so that a
+// secret that happens to be part of one never changes what it means.
+var registeredCodes = map[string]bool{"invalid_request": true, "invalid_client": true, "invalid_grant": true,
+	"unauthorized_client": true, "unsupported_grant_type": true, "invalid_scope": true, "authorization_pending": true,
+	"slow_down": true, "access_denied": true, "expired_token": true, "invalid_target": true,
+	"invalid_dpop_proof": true, "use_dpop_nonce": true, "server_error": true, "temporarily_unavailable": true}
+
+// cleanCode is a token endpoint's error code with the forms sent redacted,
+// on one line, bounded.
+func cleanCode(code string, sent []string) string {
+	if registeredCodes[code] {
+		return code
+	}
+	return oneLine(redact(code, sent...), maxCodeBytes)
 }
 
 // tokenRetryAfter is the token endpoint's hint on a 429 or 503.

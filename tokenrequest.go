@@ -8,6 +8,7 @@ package oauthtransport
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/url"
 
 	"golang.org/x/oauth2"
@@ -39,7 +40,10 @@ func newEndpoint(clientID, secret, tokenURL string, style oauth2.AuthStyle, o so
 
 // request sends one token request. grant holds the grant's parameters
 // (grant_type, refresh_token, ...; none for client credentials); secrets
-// are redacted from the error, with the client's own.
+// are redacted from the error, with the client's own. A 400
+// use_dpop_nonce (RFC 9449 §8) is answered once with a new request: its
+// proof carries the nonce, and its client assertion is a fresh one (a
+// server refuses an assertion ID it has seen).
 func (e *endpoint) request(ctx context.Context, scopes []string, grant url.Values, secrets ...string) (*oauth2.Token, error) {
 	if e.errs != nil {
 		return nil, &TokenError{Err: e.errs}
@@ -51,6 +55,17 @@ func (e *endpoint) request(ctx context.Context, scopes []string, grant url.Value
 	for k, vs := range grant {
 		v[k] = vs
 	}
+	ctx = context.WithValue(ctx, ownNonceRetryKey{}, true) // dpopTokenTransport leaves the retry to us
+	tok, err := e.attempt(ctx, scopes, v, secrets)
+	if nonceDemanded(err) {
+		tok, err = e.attempt(ctx, scopes, v, secrets)
+	}
+	return tok, err
+}
+
+// attempt builds and sends one token request, with a fresh client
+// assertion when the client authenticates with one.
+func (e *endpoint) attempt(ctx context.Context, scopes []string, v url.Values, secrets []string) (*oauth2.Token, error) {
 	if e.auth != nil {
 		a, err := e.auth.assertion(ctx, e.clientID, e.secret, e.url)
 		if err != nil {
@@ -59,12 +74,20 @@ func (e *endpoint) request(ctx context.Context, scopes []string, grant url.Value
 		v.Set("client_assertion_type", clientAssertionType)
 		v.Set("client_assertion", a)
 		tok, err := e.send(ctx, "", oauth2.AuthStyleInParams, scopes, v)
-		return tok, tokenFailure(err, append(secrets, a, e.secret)...)
+		return tok, tokenFailure(err, e.clientID, e.secret, append(secrets, a)...)
 	}
 	return e.probe.request(e.style, func(style oauth2.AuthStyle) (*oauth2.Token, error) {
 		tok, err := e.send(ctx, e.secret, style, scopes, v)
-		return tok, tokenFailure(err, append(secrets, e.secret)...)
+		return tok, tokenFailure(err, e.clientID, e.secret, secrets...)
 	})
+}
+
+// nonceDemanded reports a token endpoint's 400 use_dpop_nonce that came
+// with a nonce to use.
+func nonceDemanded(err error) bool {
+	re, ok := errors.AsType[*oauth2.RetrieveError](err)
+	return ok && re.Response != nil && re.Response.StatusCode == http.StatusBadRequest &&
+		re.ErrorCode == "use_dpop_nonce" && re.Response.Header.Get("DPoP-Nonce") != ""
 }
 
 // send is one request: x/oauth2's client-credentials request with the
