@@ -34,6 +34,14 @@ var (
 	// invalid_dpop_proof, invalid_scope, a client's fault) or none (a
 	// proxy's page) leaves the grant alive.
 	refusedGrantCodes = codeSet("invalid_grant", "invalid_request")
+	// registeredCodes: every code of RFC 6749 §5.2, RFC 8628 §3.5, RFC 8707
+	// and RFC 9449, kept as they are when a token error is redacted, so
+	// that a secret that happens to be part of one never changes what it
+	// means.
+	registeredCodes = codeSet("invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+		"unsupported_grant_type", "invalid_scope", "authorization_pending", "slow_down", "access_denied",
+		"expired_token", "invalid_target", "invalid_dpop_proof", "use_dpop_nonce", "server_error",
+		"temporarily_unavailable")
 )
 
 func codeSet(cs ...string) map[string]bool {

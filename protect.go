@@ -8,7 +8,8 @@ import (
 )
 
 // PanicError is the cause of a [*TokenError] when user code the Transport
-// called (a Source, a Store, a Locker, a WithAuthorization function)
+// called (a Source, a Store, a Locker, a WithAuthorization function, the
+// signer of WithDPoP or WithPrivateKeyJWT, a NewKeyed sources function)
 // panicked. The Transport recovers, logs the value and stack at error
 // level, and keeps working; the callers waiting for that token get the
 // error.

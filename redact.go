@@ -124,6 +124,7 @@ func isAlnum(c byte) bool {
 // description, and the text of its cause (which still unwraps as before).
 func (e *TokenError) withoutSecrets(secrets ...string) *TokenError {
 	c := *e
+	c.Code = cleanCode(c.Code, secrets)
 	c.Description = redact(c.Description, secrets...)
 	if c.Err != nil {
 		c.Err = &redactedError{err: c.Err, secrets: secrets}

@@ -152,14 +152,6 @@ func tokenFailure(err error, clientID, clientSecret string, secrets ...string) e
 // maxCodeBytes bounds a token endpoint's error code in a TokenError.
 const maxCodeBytes = 100
 
-// registeredCodes are the token endpoint's error codes of RFC 6749 §5.2,
-// RFC 8628 §3.5, RFC 8707 and RFC 9449: kept as they are, so that a
-// secret that happens to be part of one never changes what it means.
-var registeredCodes = map[string]bool{"invalid_request": true, "invalid_client": true, "invalid_grant": true,
-	"unauthorized_client": true, "unsupported_grant_type": true, "invalid_scope": true, "authorization_pending": true,
-	"slow_down": true, "access_denied": true, "expired_token": true, "invalid_target": true,
-	"invalid_dpop_proof": true, "use_dpop_nonce": true, "server_error": true, "temporarily_unavailable": true}
-
 // cleanCode is a token endpoint's error code with the forms sent redacted,
 // on one line, bounded.
 func cleanCode(code string, sent []string) string {

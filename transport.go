@@ -87,14 +87,14 @@ func newTransport(keyed bool, opts ...Option) (*Transport, error) {
 		return nil, err
 	}
 	t := &Transport{opts: o, authz: headerAuthorizer{}, retrier: newRetrier(o.retry.withDefaults())}
-	thumbprint := ""
-	if o.dpop != nil {
-		t.authz = dpopAuthorizer{d: o.dpop}
-		thumbprint = o.dpop.jkt // tokens bound to another key are never adopted
-	}
 	log := o.logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	thumbprint := ""
+	if o.dpop != nil {
+		t.authz = dpopAuthorizer{d: o.dpop, log: log}
+		thumbprint = o.dpop.jkt // tokens bound to another key are never adopted
 	}
 	s, private := o.store, false
 	if s == nil {
