@@ -5,6 +5,7 @@ package oauthtransport
 // RetryPolicy says.
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ type attempt struct {
 	sends    int              // requests sent so far
 	retries  int
 	replayed bool            // the one replay after a 401 happened
+	rejected *credential     // the credential a 401 rejected, dropped for the replay
 	wait     time.Duration   // before the next retry
 	waits    backoff.BackOff // the retry policy's waits, made at the first retry
 }
@@ -135,6 +137,7 @@ func (a *attempt) unauthorized(resp *http.Response) (step, *http.Response, error
 			return a.finish(resp, v)
 		}
 		a.k.invalidate(a.req.Context(), a.c)
+		a.rejected = a.c
 	}
 	if !rewindable(a.req) {
 		return a.notReplayable(resp, nil, v)
@@ -156,7 +159,16 @@ func (a *attempt) again(next step) (*http.Request, error) {
 		}
 		a.retries++
 	}
-	k, c, err := a.t.credential(ctx, (*credentialCache).current)
+	get := (*credentialCache).current
+	if a.rejected != nil {
+		get = func(k *credentialCache, ctx context.Context) (*credential, error) {
+			if k != a.k {
+				k.invalidate(ctx, a.rejected) // the key's cache was evicted meanwhile; its successor may hold the token anew
+			}
+			return k.current(ctx)
+		}
+	}
+	k, c, err := a.t.credential(ctx, get)
 	if err != nil {
 		return nil, err
 	}

@@ -163,11 +163,14 @@ func (k *credentialCache) obtain(ctx context.Context, a ask) (*credential, error
 	}
 }
 
-// invalidate drops c after the server rejected it, unless a newer token
-// has been installed meanwhile.
+// invalidate drops c's token after the server rejected it, unless a newer
+// token has been installed meanwhile. It compares tokens, not credentials:
+// the cache that replaced an evicted one may hold the same token anew.
 func (k *credentialCache) invalidate(ctx context.Context, c *credential) {
-	cleared := k.cur.CompareAndSwap(c, nil)
+	cur := k.cur.Load()
+	cleared := cur != nil && cur.rec.tok.AccessToken == c.rec.tok.AccessToken && k.cur.CompareAndSwap(cur, nil)
 	if cleared {
+		c = cur
 		c.disarm()
 		k.env.rec.invalidated(ctx)
 	}

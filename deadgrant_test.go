@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -60,6 +62,10 @@ func TestKeyedDeadGrantIsSharedThroughTheStore(t *testing.T) {
 	revokeGrant(t, srv, tokM.RefreshToken)
 	_, err = a.Refresh(ctxM)
 	require.ErrorIs(t, err, oauthtransport.ErrReauthRequired)
+	first, ok := errors.AsType[*oauthtransport.TokenError](err)
+	require.True(t, ok)
+	require.Equal(t, "invalid_grant", first.Code)
+	require.Equal(t, http.StatusBadRequest, first.StatusCode)
 	calls := srv.TokenCalls()
 	stored, err := shared.Load(context.Background(), "app/mallory")
 	require.NoError(t, err)
@@ -68,8 +74,10 @@ func TestKeyedDeadGrantIsSharedThroughTheStore(t *testing.T) {
 	for range 10 {
 		_, err := keyedGet(t, b, "mallory", srv.APIURL)
 		require.ErrorIs(t, err, oauthtransport.ErrReauthRequired)
+		sameRefusal(t, first, err)
 		_, err = b.Refresh(ctxM)
 		require.ErrorIs(t, err, oauthtransport.ErrReauthRequired)
+		sameRefusal(t, first, err)
 	}
 	assert.Equal(t, calls, srv.TokenCalls(), "the other process did not ask the IdP for the dead grant")
 	resp, err := keyedGet(t, b, "alice", srv.APIURL)
@@ -133,4 +141,41 @@ func TestSetTokenWhileAnUnsavedTokenHoldsTheLock(t *testing.T) {
 	got, err := tr.Token(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "reauthorized", got.AccessToken)
+}
+
+// sameRefusal requires err to carry the token endpoint's answer that
+// killed the grant, as first did.
+func sameRefusal(t *testing.T, first *oauthtransport.TokenError, err error) {
+	t.Helper()
+	te, ok := errors.AsType[*oauthtransport.TokenError](err)
+	require.True(t, ok, "a *TokenError")
+	assert.Equal(t, [3]any{first.Code, first.Description, first.StatusCode}, [3]any{te.Code, te.Description, te.StatusCode},
+		"the code, description and status of the refusal")
+}
+
+// TestDeadGrantErrorsRepeatTheRefusal: in one process, during the
+// cool-down and after it (when the dead mark answers), every error carries
+// the token endpoint's refusal.
+func TestDeadGrantErrorsRepeatTheRefusal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		refusing := oauthtransport.SourceFunc(func(ctx context.Context, cur *oauth2.Token) (*oauth2.Token, error) {
+			calls.Add(1)
+			return nil, &oauth2.RetrieveError{Response: &http.Response{StatusCode: http.StatusBadRequest, Header: http.Header{}},
+				ErrorCode: "invalid_grant", ErrorDescription: "the refresh token was revoked"}
+		})
+		tr := newTransport(t, spendingSource{refusing}, oauthtransport.WithBase(&memBase{}))
+		_, err := tr.Token(context.Background())
+		require.ErrorIs(t, err, oauthtransport.ErrReauthRequired)
+		first, _ := errors.AsType[*oauthtransport.TokenError](err)
+		require.Equal(t, "the refresh token was revoked", first.Description)
+		for range 10 {
+			time.Sleep(20 * time.Second) // through the cool-downs, into the dead mark's period
+			_, err := tr.Token(context.Background())
+			require.ErrorIs(t, err, oauthtransport.ErrReauthRequired)
+			sameRefusal(t, first, err)
+		}
+		assert.Equal(t, int64(1), calls.Load(), "the dead grant was not presented again within 5 minutes")
+		require.NoError(t, tr.Close())
+	})
 }
