@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 )
 
 // tokenGuard refuses token requests over plain http to a host that is not
@@ -24,7 +26,7 @@ type tokenGuard struct {
 func (g *tokenGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !g.insecureOK && insecureURL(req.URL) {
 		closeBody(req)
-		return nil, &insecureError{method: req.Method, url: redactURL(req.URL), what: "a client secret or refresh token"}
+		return nil, &insecureError{method: req.Method, url: wire.RedactURL(req.URL), what: "a client secret or refresh token"}
 	}
 	return g.base.RoundTrip(req)
 }
@@ -134,8 +136,8 @@ func tokenFailure(err error, secrets ...string) error {
 		return err
 	}
 	clean := &oauth2.RetrieveError{ErrorCode: re.ErrorCode, ErrorURI: re.ErrorURI,
-		ErrorDescription: redact(re.ErrorDescription, secrets...), Body: redactBytes(re.Body, secrets...)}
-	te := &TokenError{Code: re.ErrorCode, Description: oneLine(clean.ErrorDescription, 300), Err: clean}
+		ErrorDescription: wire.Redact(re.ErrorDescription, secrets...), Body: wire.RedactBytes(re.Body, secrets...)}
+	te := &TokenError{Code: re.ErrorCode, Description: wire.OneLine(clean.ErrorDescription, 300), Err: clean}
 	if re.Response != nil {
 		r := *re.Response
 		r.Request, r.Body = nil, http.NoBody
@@ -151,6 +153,6 @@ func tokenRetryAfter(resp *http.Response) time.Duration {
 	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
 		return 0
 	}
-	d, _ := retryHint(resp.Header, time.Now())
+	d, _ := wire.RetryHint(resp.Header, time.Now())
 	return d
 }
