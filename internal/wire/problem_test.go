@@ -38,5 +38,7 @@ func FuzzErrorBody(f *testing.F) {
 			t.Fatalf("message not one short line: %q", msg)
 		}
 		_ = Limit403(http.Header{}, body)
+		_ = ResourceLimit420(body)
+		_ = IsProblemJSON(string(body))
 	})
 }

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,8 +82,9 @@ func TestLimit403(t *testing.T) {
 	assert.Equal(t, NotLimited, Limit403(http.Header{"X-Ratelimit-Remaining": {"12"}}, []byte(`{"error":{"errors":[{"reason":"forbidden"}]}}`)))
 }
 
-// FuzzRetryHint: the rate-limit parsers never panic, and every wait they
-// read lies in [0, maxHint]. Seeds are in testdata/fuzz.
+// FuzzRetryHint: the rate-limit parsers never panic, every wait they read
+// lies in [0, maxHint], and the hint header logged is one short line.
+// Seeds are in testdata/fuzz.
 func FuzzRetryHint(f *testing.F) {
 	f.Add("120", "", "", "")
 	f.Add("Wed, 21 Oct 2015 07:28:00 GMT", "", "", "")
@@ -92,10 +94,16 @@ func FuzzRetryHint(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ra, ms, rl, reset string) {
 		h := http.Header{"Retry-After": {ra}, "Retry-After-Ms": {ms}, "Ratelimit": {rl}, "X-Ratelimit-Reset": {reset}, "Ratelimit-Reset": {reset}, "X-Ratelimit-Reset-After": {ms}}
 		if d, ok := RetryHint(h, now); d < 0 || d > maxHint || (!ok && d != 0) {
-			t.Fatalf("retryHint = %v, %v", d, ok)
+			t.Fatalf("RetryHint = %v, %v", d, ok)
 		}
 		if _, _, reset := RateLimitQuota(h, now); reset < 0 || reset > maxHint {
 			t.Fatalf("reset = %v", reset)
+		}
+		if d, ok := ResourceUntil(http.Header{"X-Ratelimit-Resource-Until": {ra}}, now); d < 0 || d > maxHint || (!ok && d != 0) {
+			t.Fatalf("ResourceUntil = %v, %v", d, ok)
+		}
+		if hh := HintHeader(h); len(hh) > 160 || strings.ContainsAny(hh, "\r\n") {
+			t.Fatalf("hint header not one short line: %q", hh)
 		}
 	})
 }
