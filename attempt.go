@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 )
 
 // attempt is one RoundTrip's state across the requests it sends.
@@ -102,7 +104,7 @@ func (a *attempt) decide(resp *http.Response, err error) (step, *http.Response, 
 		return a.finish(resp, v)
 	}
 	if resp != nil {
-		drain(resp)
+		wire.Drain(resp)
 	}
 	a.wait = wait
 	a.logRetry(resp, v)
@@ -117,11 +119,11 @@ func (a *attempt) logRetry(resp *http.Response, v verdict) {
 	if a.wait > time.Second {
 		level = slog.LevelInfo
 		if resp != nil {
-			header = hintHeader(resp.Header)
+			header = wire.HintHeader(resp.Header)
 		}
 	}
 	a.k.env.log.LogAttrs(a.req.Context(), level, "oauthtransport: retrying",
-		slog.String("method", a.req.Method), slog.String("url", redactURL(a.req.URL)), slog.Int("attempt", a.sends+1),
+		slog.String("method", a.req.Method), slog.String("url", wire.RedactURL(a.req.URL)), slog.Int("attempt", a.sends+1),
 		slog.Duration("wait", a.wait), slog.Duration("server_hint", v.hint), slog.String("hint_header", header))
 }
 
@@ -142,7 +144,7 @@ func (a *attempt) unauthorized(resp *http.Response) (step, *http.Response, error
 	if !rewindable(a.req) {
 		return a.notReplayable(resp, nil, v)
 	}
-	drain(resp)
+	wire.Drain(resp)
 	a.replayed = true
 	a.k.env.rec.replayed(a.req.Context())
 	return stepReplay, nil, nil
@@ -155,7 +157,7 @@ func (a *attempt) again(next step) (*http.Request, error) {
 	ctx := a.req.Context()
 	if next == stepRetry {
 		if err := sleepCtx(ctx, a.wait); err != nil {
-			return nil, fmt.Errorf("oauthtransport: %s %s: waiting %v to retry: %w", a.req.Method, redactURL(a.req.URL), a.wait, err)
+			return nil, fmt.Errorf("oauthtransport: %s %s: waiting %v to retry: %w", a.req.Method, wire.RedactURL(a.req.URL), a.wait, err)
 		}
 		a.retries++
 	}
@@ -179,7 +181,7 @@ func (a *attempt) again(next step) (*http.Request, error) {
 	a.k, a.c = k, c
 	if next == stepReplay {
 		a.k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: replaying request with a new token",
-			slog.String("method", a.req.Method), slog.String("url", redactURL(a.req.URL)), slog.String("token", c.fingerprint()))
+			slog.String("method", a.req.Method), slog.String("url", wire.RedactURL(a.req.URL)), slog.String("token", c.fingerprint()))
 	}
 	return a.t.authz.authorize(a.req, body, c)
 }
@@ -222,7 +224,7 @@ func replayBody(req *http.Request) (io.ReadCloser, error) {
 	}
 	body, err := req.GetBody()
 	if err != nil {
-		return nil, fmt.Errorf("oauthtransport: %s %s: getting the body to replay: %w", req.Method, redactURL(req.URL), err)
+		return nil, fmt.Errorf("oauthtransport: %s %s: getting the body to replay: %w", req.Method, wire.RedactURL(req.URL), err)
 	}
 	return body, nil
 }

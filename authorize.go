@@ -5,6 +5,8 @@ import (
 	"maps"
 	"net/http"
 	"strings"
+
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 )
 
 // authorizer puts a credential on each attempt of a request and decides
@@ -43,8 +45,8 @@ func (headerAuthorizer) observe(*http.Request, *http.Response) {}
 // other schemes than ours, or ask for a step-up or more scope: then a
 // fresh token cannot help.
 func (headerAuthorizer) rejected(resp *http.Response, c *credential) onReject {
-	challenges := parseChallenges(resp.Header.Values("Www-Authenticate"))
-	if !offersScheme(challenges, c.scheme()) || refreshCannotHelp(challenges) {
+	challenges := wire.ParseChallenges(resp.Header.Values("Www-Authenticate"))
+	if !wire.OffersScheme(challenges, c.scheme()) || wire.RefreshCannotHelp(challenges) {
 		return rejectFinal
 	}
 	return rejectRenew

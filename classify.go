@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 )
 
 // The OAuth error codes (RFC 6749 §5.2, RFC 8628, RFC 9449) of token
@@ -129,22 +131,22 @@ func classify(resp *http.Response, err error) verdict {
 	if resp.StatusCode < 400 {
 		return verdict{} // the hot path: no clock read, no header lookups
 	}
-	hint, hinted := retryHint(resp.Header, time.Now())
+	hint, hinted := wire.RetryHint(resp.Header, time.Now())
 	switch code := resp.StatusCode; code {
 	case http.StatusUnauthorized:
 		return verdict{kind: kindUnauthorized}
 	case http.StatusTooManyRequests:
 		return verdict{retrySafe, kindRateLimit, hint}
 	case statusEnhanceYourCalm:
-		if !hinted && resourceLimit420(peekBody(resp)) {
-			hint, _ = resourceUntil(resp.Header, serverTime(resp.Header, time.Now()))
+		if !hinted && wire.ResourceLimit420(wire.PeekBody(resp)) {
+			hint, _ = wire.ResourceUntil(resp.Header, wire.ServerTime(resp.Header, time.Now()))
 		}
 		return verdict{retrySafe, kindRateLimit, hint}
 	case http.StatusForbidden:
-		switch limit403(resp.Header, peekBody(resp)) {
-		case notLimited:
+		switch wire.Limit403(resp.Header, wire.PeekBody(resp)) {
+		case wire.NotLimited:
 			return verdict{kind: kindForbidden}
-		case limitDaily:
+		case wire.LimitDaily:
 			return verdict{kind: kindRateLimit, hint: hint}
 		}
 		return verdict{retrySafe, kindRateLimit, hint}

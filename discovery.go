@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 )
 
 // ServerMetadata is what an authorization server publishes about itself.
@@ -167,7 +169,7 @@ func discover(ctx context.Context, issuer string) (*ServerMetadata, error) {
 	u, err := url.Parse(issuer)
 	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Scheme != "https" && !insecureOK(u)) {
 		return nil, fmt.Errorf("oauthtransport: discovery: the issuer must be an https URL without userinfo, query or fragment: %q",
-			oneLine(scrubURLs(issuer), 200))
+			wire.OneLine(wire.ScrubURLs(issuer), 200))
 	}
 	path := strings.TrimSuffix(u.Path, "/")
 	oidc, rfc8414 := *u, *u
@@ -181,7 +183,7 @@ func discover(ctx context.Context, issuer string) (*ServerMetadata, error) {
 		}
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("oauthtransport: discovery of %s: %w", redactURL(u), errors.Join(errs...))
+	return nil, fmt.Errorf("oauthtransport: discovery of %s: %w", wire.RedactURL(u), errors.Join(errs...))
 }
 
 // fetchMetadata gets and checks one metadata document.
@@ -220,11 +222,11 @@ func parseMetadata(data []byte, issuer string) (*ServerMetadata, error) {
 		return nil, err
 	}
 	if md.Issuer != issuer {
-		return nil, fmt.Errorf("the metadata names issuer %q, not %q (RFC 8414 §3.3)", oneLine(md.Issuer, 200), issuer)
+		return nil, fmt.Errorf("the metadata names issuer %q, not %q (RFC 8414 §3.3)", wire.OneLine(md.Issuer, 200), issuer)
 	}
 	tu, err := url.Parse(md.TokenEndpoint)
 	if err != nil || tu.Host == "" || (tu.Scheme != "https" && !insecureOK(tu)) {
-		return nil, fmt.Errorf("the metadata's token endpoint %q is not an https URL", oneLine(md.TokenEndpoint, 200))
+		return nil, fmt.Errorf("the metadata's token endpoint %q is not an https URL", wire.OneLine(md.TokenEndpoint, 200))
 	}
 	return &md, nil
 }

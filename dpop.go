@@ -7,12 +7,10 @@ package oauthtransport
 // every response.
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +22,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 )
 
 // WithDPoP binds the Transport's tokens to key (DPoP, RFC 9449): every
@@ -156,11 +156,11 @@ func (t *dpopTokenTransport) RoundTrip(req *http.Request) (*http.Response, error
 		req.Context().Value(ownNonceRetryKey{}) != nil {
 		return resp, nil
 	}
-	if code, restored := oauthErrorCode(resp); code != "use_dpop_nonce" {
+	if code, restored := wire.OAuthErrorCode(resp); code != "use_dpop_nonce" {
 		resp.Body = restored
 		return resp, nil
 	}
-	drain(resp)
+	wire.Drain(resp)
 	body, err := req.GetBody()
 	if err != nil {
 		return nil, err
@@ -186,24 +186,6 @@ func (t *dpopTokenTransport) CloseIdleConnections() {
 	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
-}
-
-// oauthErrorCode reads the "error" member of an OAuth error response
-// (RFC 6749 §5.2), and returns a body that reads as the original did.
-func oauthErrorCode(resp *http.Response) (string, io.ReadCloser) {
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	restored := struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(data), resp.Body), resp.Body}
-	if err != nil {
-		return "", restored
-	}
-	var e struct {
-		Error string `json:"error"`
-	}
-	_ = json.Unmarshal(data, &e)
-	return e.Error, restored
 }
 
 // dpopAuthorizer puts DPoP-bound tokens on API requests with a fresh
@@ -274,7 +256,7 @@ func (a dpopAuthorizer) apiProof(ctx context.Context, method string, u *url.URL,
 // for any token.
 func (a dpopAuthorizer) rejected(resp *http.Response, c *credential) onReject {
 	if strings.EqualFold(c.scheme(), "DPoP") && resp.Header.Get("DPoP-Nonce") != "" {
-		for _, ch := range parseChallenges(resp.Header.Values("Www-Authenticate")) {
+		for _, ch := range wire.ParseChallenges(resp.Header.Values("Www-Authenticate")) {
 			if strings.EqualFold(ch.Scheme, "DPoP") && ch.Error == "use_dpop_nonce" {
 				return rejectResign
 			}

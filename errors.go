@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 )
 
 // Sentinels for errors.Is, matched also through the *url.Error that
@@ -56,11 +58,11 @@ var (
 )
 
 // maxErrorBody bounds how much of a response body a [ResponseError] keeps.
-const maxErrorBody = 64 << 10
+const maxErrorBody = wire.MaxBody
 
 // maxDrain bounds how much more of a discarded body is read so that its
 // connection can be reused; a longer body is closed unread.
-const maxDrain = 4 << 10
+const maxDrain = wire.MaxDrain
 
 // ResponseError holds what a caller needs to know about a response that
 // became an error. It is embedded in each of the status errors, which return
@@ -215,18 +217,18 @@ func (e *TokenError) Error() string {
 	}
 	if e.Code != "" { // one line even when a Source built the error
 		b.WriteString(": ")
-		b.WriteString(oneLine(e.Code, maxCodeBytes))
+		b.WriteString(wire.OneLine(e.Code, maxCodeBytes))
 	}
 	if e.Description != "" {
 		b.WriteString(": ")
-		b.WriteString(oneLine(e.Description, 300))
+		b.WriteString(wire.OneLine(e.Description, 300))
 	}
 	var re *oauth2.RetrieveError
 	if e.Err != nil && !errors.As(e.Err, &re) {
 		// A RetrieveError's text holds the whole response body; anything
 		// else (a network failure, a Source's own error) is short.
 		b.WriteString(": ")
-		b.WriteString(oneLine(scrubURLs(e.Err.Error()), 300))
+		b.WriteString(wire.OneLine(wire.ScrubURLs(e.Err.Error()), 300))
 	}
 	if e.reauth {
 		b.WriteString(": the grant is dead; a person must authorize again")
@@ -284,7 +286,7 @@ func asTokenError(err error) *TokenError {
 	te := &TokenError{Err: err}
 	if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
 		te.Code = re.ErrorCode
-		te.Description = oneLine(re.ErrorDescription, 300)
+		te.Description = wire.OneLine(re.ErrorDescription, 300)
 		if re.Response != nil {
 			te.StatusCode = re.Response.StatusCode
 			te.RetryAfter = tokenRetryAfter(re.Response)
@@ -371,33 +373,33 @@ func newStatusError(req *http.Request, resp *http.Response, attempts int, sent s
 	}
 	if req != nil {
 		re.Method = req.Method
-		re.URL = redactURL(req.URL)
+		re.URL = wire.RedactURL(req.URL)
 	}
 	// Redact before cutting: read enough that a token straddling the cut
 	// is whole, then redact, then cut.
 	body, truncated := readBounded(resp.Body, maxErrorBody+int64(len(sent)))
-	body = redactBytes(body, sent)
+	body = wire.RedactBytes(body, sent)
 	re.Body, re.Truncated = body[:min(len(body), maxErrorBody)], truncated || len(body) > maxErrorBody
 	if sent != "" {
 		for k, vs := range re.Header {
 			for i, hv := range vs {
-				vs[i] = redact(hv, sent)
+				vs[i] = wire.Redact(hv, sent)
 			}
 			re.Header[k] = vs
 		}
 	}
-	if isProblemJSON(resp.Header.Get("Content-Type")) {
-		re.Problem = parseProblem(re.Body)
+	if wire.IsProblemJSON(resp.Header.Get("Content-Type")) {
+		re.Problem = wire.ParseProblem(re.Body)
 	}
-	re.Message = errorMessage(re.Problem, re.Body)
+	re.Message = wire.ErrorMessage(re.Problem, re.Body)
 	switch v.kind {
 	case kindUnauthorized:
-		return newUnauthorizedError(re, parseChallenges(re.Header.Values("Www-Authenticate")))
+		return newUnauthorizedError(re, wire.ParseChallenges(re.Header.Values("Www-Authenticate")))
 	case kindForbidden:
-		return newForbiddenError(re, parseChallenges(re.Header.Values("Www-Authenticate")))
+		return newForbiddenError(re, wire.ParseChallenges(re.Header.Values("Www-Authenticate")))
 	case kindRateLimit:
 		e := &RateLimitError{ResponseError: re, RetryAfter: v.hint}
-		e.Limit, e.Remaining, e.Reset = rateLimitQuota(resp.Header, time.Now())
+		e.Limit, e.Remaining, e.Reset = wire.RateLimitQuota(resp.Header, time.Now())
 		return e
 	case kindServer:
 		return &ServerError{ResponseError: re}
@@ -406,7 +408,7 @@ func newStatusError(req *http.Request, resp *http.Response, attempts int, sent s
 }
 
 func newForbiddenError(re ResponseError, challenges []Challenge) *ForbiddenError {
-	ch := pickChallenge(challenges, "Bearer")
+	ch := wire.PickChallenge(challenges, "Bearer")
 	fe := &ForbiddenError{ResponseError: re, Challenge: ch}
 	if ch.Error == "insufficient_scope" {
 		fe.Scope = ch.Scope
@@ -433,13 +435,4 @@ func readBounded(body io.ReadCloser, n int64) ([]byte, bool) {
 	}
 	_, _ = io.CopyN(io.Discard, body, maxDrain)
 	return b[:n], true
-}
-
-// oneLine returns s on one line, at most n bytes long.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return s
 }

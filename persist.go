@@ -60,8 +60,6 @@ func (l *lease) free() {
 // lapsed reports whether the lock may have expired: a peer may hold it.
 func (l *lease) lapsed() bool { return l != nil && !time.Now().Before(l.until) }
 
-// errNotStored is a read that found nothing under the key.
-var errNotStored = errors.New("oauthtransport: nothing stored")
 
 // load reads the key's record. Nothing stored, or a record the store
 // cannot read (store.ErrCorrupt, replaced by the next save), is (nil,

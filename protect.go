@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 )
 
 // PanicError is the cause of a [*TokenError] when user code the Transport
@@ -31,9 +33,9 @@ func protect(ctx context.Context, log *slog.Logger, in string, secrets []string,
 		if v == nil {
 			return
 		}
-		pe := &PanicError{In: in, Value: oneLine(redact(fmt.Sprint(v), secrets...), 2000)} // redact, then cut
+		pe := &PanicError{In: in, Value: wire.OneLine(wire.Redact(fmt.Sprint(v), secrets...), 2000)} // redact, then cut
 		log.LogAttrs(ctx, slog.LevelError, "oauthtransport: recovered from a panic",
-			slog.String("in", in), slog.String("panic", pe.Value), slog.String("stack", redact(string(debug.Stack()), secrets...)))
+			slog.String("in", in), slog.String("panic", pe.Value), slog.String("stack", wire.Redact(string(debug.Stack()), secrets...)))
 		err = &TokenError{Err: pe}
 	}()
 	return f()

@@ -6,6 +6,8 @@ package oauthtransport
 import (
 	"fmt"
 	"net/url"
+
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 )
 
 // WithResource asks the token endpoint for a token for the resources
@@ -19,7 +21,7 @@ func WithResource(uris ...string) SourceOption {
 		for _, u := range uris {
 			p, err := url.Parse(u)
 			if err != nil || !p.IsAbs() || p.Fragment != "" {
-				o.errs = append(o.errs, fmt.Errorf("WithResource: %q is not an absolute URI without a fragment", oneLine(scrubURLs(u), 200)))
+				o.errs = append(o.errs, fmt.Errorf("WithResource: %q is not an absolute URI without a fragment", wire.OneLine(wire.ScrubURLs(u), 200)))
 				continue
 			}
 			o.resources = append(o.resources, u)

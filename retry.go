@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 )
 
 // RetryPolicy says how a [Transport] retries requests that failed in a way a
@@ -268,5 +270,5 @@ func (r *retrier) decide(ctx context.Context, req *http.Request, v verdict, retr
 
 // giveUp describes a transport error that was not retried (further).
 func giveUp(req *http.Request, err error, attempts int, why stopReason) error {
-	return fmt.Errorf("oauthtransport: %s %s: %s after %d attempt(s): %w", req.Method, redactURL(req.URL), stopText[why], attempts, err)
+	return fmt.Errorf("oauthtransport: %s %s: %s after %d attempt(s): %w", req.Method, wire.RedactURL(req.URL), stopText[why], attempts, err)
 }

@@ -9,7 +9,9 @@ import (
 
 type resourceSource struct{ Source }
 
-func (resourceSource) storeScope() string { return resourceScope([]string{"https://b.example/", "https://a.example/"}) }
+func (resourceSource) storeScope() string {
+	return resourceScope([]string{"https://b.example/", "https://a.example/"})
+}
 
 func TestStoreKeys(t *testing.T) {
 	t.Parallel()

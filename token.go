@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 	"github.com/oauthtransport/oauthtransport/store"
 )
 
@@ -182,7 +183,7 @@ type schedulePolicy struct {
 func schedule(tok *oauth2.Token, now time.Time, p schedulePolicy, jitter float64) (staleAt, expireAt time.Time) {
 	exp := tok.Expiry
 	if exp.IsZero() {
-		exp = jwtExpiry(tok.AccessToken)
+		exp = wire.JWTExpiry(tok.AccessToken)
 	}
 	if exp.IsZero() {
 		return time.Time{}, time.Time{}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 )
 
 // tokenGuard refuses token requests over plain http to a host that is not
@@ -24,7 +26,7 @@ type tokenGuard struct {
 func (g *tokenGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !g.insecureOK && insecureURL(req.URL) {
 		closeBody(req)
-		return nil, &insecureError{method: req.Method, url: redactURL(req.URL), what: "a client secret or refresh token"}
+		return nil, &insecureError{method: req.Method, url: wire.RedactURL(req.URL), what: "a client secret or refresh token"}
 	}
 	return g.base.RoundTrip(req)
 }
@@ -136,9 +138,9 @@ func tokenFailure(err error, clientID, clientSecret string, secrets ...string) e
 		return err
 	}
 	sent := sentForms(clientID, clientSecret, secrets...)
-	clean := &oauth2.RetrieveError{ErrorCode: cleanCode(re.ErrorCode, sent), ErrorURI: redact(re.ErrorURI, sent...),
-		ErrorDescription: redact(re.ErrorDescription, sent...), Body: redactBytes(re.Body, sent...)}
-	te := &TokenError{Code: clean.ErrorCode, Description: oneLine(clean.ErrorDescription, 300), Err: clean}
+	clean := &oauth2.RetrieveError{ErrorCode: cleanCode(re.ErrorCode, sent), ErrorURI: wire.Redact(re.ErrorURI, sent...),
+		ErrorDescription: wire.Redact(re.ErrorDescription, sent...), Body: wire.RedactBytes(re.Body, sent...)}
+	te := &TokenError{Code: clean.ErrorCode, Description: wire.OneLine(clean.ErrorDescription, 300), Err: clean}
 	if re.Response != nil {
 		r := *re.Response
 		r.Request, r.Body = nil, http.NoBody
@@ -158,7 +160,7 @@ func cleanCode(code string, sent []string) string {
 	if registeredCodes[code] {
 		return code
 	}
-	return oneLine(redact(code, sent...), maxCodeBytes)
+	return wire.OneLine(wire.Redact(code, sent...), maxCodeBytes)
 }
 
 // tokenRetryAfter is the token endpoint's hint on a 429 or 503.
@@ -166,6 +168,6 @@ func tokenRetryAfter(resp *http.Response) time.Duration {
 	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
 		return 0
 	}
-	d, _ := retryHint(resp.Header, time.Now())
+	d, _ := wire.RetryHint(resp.Header, time.Now())
 	return d
 }

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 	"github.com/oauthtransport/oauthtransport/store"
 )
 
@@ -130,7 +131,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if !t.opts.insecureHTTP && insecureURL(req.URL) {
 		closeBody(req)
-		return nil, &insecureError{method: req.Method, url: redactURL(req.URL)}
+		return nil, &insecureError{method: req.Method, url: wire.RedactURL(req.URL)}
 	}
 	k, c, err := t.credential(req.Context(), (*credentialCache).current)
 	if err != nil {

@@ -1,8 +1,8 @@
-package oauthtransport
+package wire
 
-// Parsers of untrusted headers: Retry-After and the rate-limit headers. With
-// challenge.go and bodies.go, everything here is fuzzed in headers_test.go;
-// none panics, and garbage yields "nothing".
+// Retry-After and the rate-limit headers: how long a server asks a client
+// to wait, the quota it announces, and whether a 403 or a 420 is a rate
+// limit. Fuzzed in ratelimit_test.go; garbage yields "nothing".
 
 import (
 	"encoding/json"
@@ -20,7 +20,7 @@ import (
 // overflowing.
 const maxHint = 100 * 365 * 24 * time.Hour
 
-// retryHint returns how long the server asked the client to wait, and
+// RetryHint returns how long the server asked the client to wait, and
 // whether it asked at all. Sources, in order: Retry-After (seconds or an
 // HTTP-date), retry-after-ms, x-ms-retry-after-ms, the RateLimit structured
 // field, RateLimit-Reset, X-RateLimit-Reset-After, X-RateLimit-Reset,
@@ -28,19 +28,19 @@ const maxHint = 100 * 365 * 24 * time.Hour
 // 0: Yandex sends it on every response). Dates are measured against the response's Date
 // header when it has one, so a client with a wrong clock still waits right.
 // A past date means "now". Invalid, negative or absurd values are ignored.
-func retryHint(h http.Header, now time.Time) (time.Duration, bool) {
+func RetryHint(h http.Header, now time.Time) (time.Duration, bool) {
 	if len(h) == 0 {
 		return 0, false
 	}
-	serverNow := serverTime(h, now)
+	serverNow := ServerTime(h, now)
 	if d, ok := retryAfter(h, serverNow); ok {
 		return d, true
 	}
 	return resetHint(h, serverNow)
 }
 
-// serverTime is the response's Date, else now.
-func serverTime(h http.Header, now time.Time) time.Time {
+// ServerTime is the response's Date, else now.
+func ServerTime(h http.Header, now time.Time) time.Time {
 	if d, err := http.ParseTime(h.Get("Date")); err == nil {
 		return d
 	}
@@ -102,10 +102,12 @@ func resourceHint(h http.Header, serverNow time.Time) (time.Duration, bool) {
 	if strings.TrimSpace(h.Get("X-Ratelimit-Resource-Remaining")) != "0" {
 		return 0, false
 	}
-	return resourceUntil(h, serverNow)
+	return ResourceUntil(h, serverNow)
 }
 
-func resourceUntil(h http.Header, serverNow time.Time) (time.Duration, bool) {
+// ResourceUntil is the wait until X-RateLimit-Resource-Until, whatever
+// the quota left.
+func ResourceUntil(h http.Header, serverNow time.Time) (time.Duration, bool) {
 	t, err := http.ParseTime(strings.TrimSpace(h.Get("X-Ratelimit-Resource-Until")))
 	if err != nil {
 		return 0, false
@@ -113,9 +115,9 @@ func resourceUntil(h http.Header, serverNow time.Time) (time.Duration, bool) {
 	return untilDate(t, serverNow)
 }
 
-// resourceLimit420 reports whether a 420's body names a resource limit
+// ResourceLimit420 reports whether a 420's body names a resource limit
 // (the window quota) rather than the limit of parallel requests.
-func resourceLimit420(body []byte) bool {
+func ResourceLimit420(body []byte) bool {
 	msg := strings.ToLower(string(body[:min(len(body), 4096)]))
 	return strings.Contains(msg, "resource") && !strings.Contains(msg, "parallel")
 }
@@ -238,9 +240,9 @@ func parseRateLimitMember(member string) (r, t int64, ok bool) {
 	return r, t, r >= 0
 }
 
-// rateLimitQuota returns the limit, remaining quota and time to reset that
+// RateLimitQuota returns the limit, remaining quota and time to reset that
 // the server announced; -1, -1, 0 where it announced nothing.
-func rateLimitQuota(h http.Header, now time.Time) (limit, remaining int, reset time.Duration) {
+func RateLimitQuota(h http.Header, now time.Time) (limit, remaining int, reset time.Duration) {
 	limit, remaining = -1, -1
 	atoi := func(v string) int {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
@@ -249,7 +251,7 @@ func rateLimitQuota(h http.Header, now time.Time) (limit, remaining int, reset t
 		}
 		return n
 	}
-	serverNow := serverTime(h, now)
+	serverNow := ServerTime(h, now)
 	if r, t, ok := parseRateLimitField(h.Values("Ratelimit")); ok {
 		remaining = int(r)
 		if t > 0 {
@@ -275,7 +277,7 @@ func rateLimitQuota(h http.Header, now time.Time) (limit, remaining int, reset t
 	if v := h.Get("X-Ratelimit-Resource-Limit"); v != "" || h.Get("X-Ratelimit-Resource-Remaining") != "" {
 		limit = atoi(v)
 		remaining = atoi(h.Get("X-Ratelimit-Resource-Remaining"))
-		reset, _ = resourceUntil(h, serverNow)
+		reset, _ = ResourceUntil(h, serverNow)
 	}
 	return limit, remaining, reset
 }
@@ -295,26 +297,26 @@ func policyQuota(values []string, atoi func(string) int) int {
 	return -1
 }
 
-// limit403 says what a 403 is.
-type limit403Kind uint8
+// Limit403Kind says what a 403 is.
+type Limit403Kind uint8
 
 const (
-	notLimited limit403Kind = iota // a real 403
-	limitWait                      // a rate limit that waiting lifts
-	limitDaily                     // a daily quota: not before tomorrow
+	NotLimited Limit403Kind = iota // a real 403
+	LimitWait                      // a rate limit that waiting lifts
+	LimitDaily                     // a daily quota: not before tomorrow
 )
 
-// limit403 says whether a 403 is a rate limit: GitHub's primary limit
+// Limit403 says whether a 403 is a rate limit: GitHub's primary limit
 // (X-RateLimit-Remaining: 0) and secondary limits (a Retry-After, or the
 // documented message), Google's rateLimitExceeded, userRateLimitExceeded
 // and quotaExceeded; Google's dailyLimitExceeded is one that no wait
 // within a request lifts.
-func limit403(h http.Header, body []byte) limit403Kind {
+func Limit403(h http.Header, body []byte) Limit403Kind {
 	if strings.TrimSpace(h.Get("X-Ratelimit-Remaining")) == "0" || h.Get("Retry-After") != "" {
-		return limitWait
+		return LimitWait
 	}
 	if !looksLikeObject(body) {
-		return notLimited
+		return NotLimited
 	}
 	var g struct {
 		Message string `json:"message"`
@@ -328,27 +330,27 @@ func limit403(h http.Header, body []byte) limit403Kind {
 	for _, e := range g.Error.Errors {
 		switch e.Reason {
 		case "rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded":
-			return limitWait
+			return LimitWait
 		case "dailyLimitExceeded":
-			return limitDaily
+			return LimitDaily
 		}
 	}
 	msg := strings.ToLower(g.Message)
 	if strings.Contains(msg, "secondary rate limit") || strings.Contains(msg, "abuse detection") {
-		return limitWait
+		return LimitWait
 	}
-	return notLimited
+	return NotLimited
 }
 
-// hintHeaders are the headers retryHint reads, in its order.
+// hintHeaders are the headers RetryHint reads, in its order.
 var hintHeaders = [...]string{"Retry-After", "Retry-After-Ms", "X-Ms-Retry-After-Ms", "Ratelimit", "Ratelimit-Reset",
 	"X-Ratelimit-Reset-After", "X-Ratelimit-Reset", "X-Ratelimit-Resource-Until"}
 
-// hintHeader names the first hint header h has, with its value, for logs.
-func hintHeader(h http.Header) string {
+// HintHeader names the first hint header h has, with its value, for logs.
+func HintHeader(h http.Header) string {
 	for _, k := range hintHeaders {
 		if v := h.Get(k); v != "" {
-			return k + ": " + oneLine(v, 100)
+			return k + ": " + OneLine(v, 100)
 		}
 	}
 	return ""

@@ -1,18 +1,16 @@
-package oauthtransport
+package wire
+
+// Error bodies: RFC 9457 problem details and the usual JSON error shapes,
+// read into a short one-line message. Fuzzed in problem_test.go.
 
 import (
-	"encoding/base64"
 	"encoding/json"
-	"math"
 	"mime"
 	"strings"
-	"time"
 )
 
-// Parsers of untrusted response bodies and tokens: problem details, the
-// usual JSON error shapes, JWT expiry. Fuzzed in headers_test.go.
-
-// Problem holds RFC 9457 problem details.
+// Problem holds RFC 9457 problem details. The root package re-exports it;
+// its doc comment there is the one users read.
 type Problem struct {
 	Type     string `json:"type"`
 	Title    string `json:"title"`
@@ -21,7 +19,8 @@ type Problem struct {
 	Instance string `json:"instance"`
 }
 
-func isProblemJSON(ct string) bool {
+// IsProblemJSON reports whether ct is application/problem+json.
+func IsProblemJSON(ct string) bool {
 	if ct == "" {
 		return false
 	}
@@ -29,9 +28,9 @@ func isProblemJSON(ct string) bool {
 	return err == nil && mt == "application/problem+json"
 }
 
-// parseProblem decodes RFC 9457 problem details; members of the wrong type
+// ParseProblem decodes RFC 9457 problem details; members of the wrong type
 // are left empty. It returns nil when body is not a JSON object.
-func parseProblem(body []byte) *Problem {
+func ParseProblem(body []byte) *Problem {
 	var p Problem
 	if err := json.Unmarshal(body, &p); err != nil {
 		if _, typeErr := err.(*json.UnmarshalTypeError); !typeErr {
@@ -41,10 +40,10 @@ func parseProblem(body []byte) *Problem {
 	return &p
 }
 
-// errorMessage picks a short, one-line message from the usual JSON error
+// ErrorMessage picks a short, one-line message from the usual JSON error
 // shapes: problem details, OAuth (RFC 6749 §5.2), Google's error.message,
 // an errors[] list of {code, message}, or a top-level message.
-func errorMessage(p *Problem, body []byte) string {
+func ErrorMessage(p *Problem, body []byte) string {
 	if p != nil && (p.Title != "" || p.Detail != "") {
 		return problemMessage(p.Title, p.Detail)
 	}
@@ -62,11 +61,11 @@ const maxMessage = 200
 func problemMessage(title, detail string) string {
 	switch {
 	case title == "":
-		return oneLine(detail, maxMessage)
+		return OneLine(detail, maxMessage)
 	case detail == "":
-		return oneLine(title, maxMessage)
+		return OneLine(title, maxMessage)
 	}
-	return oneLine(title+": "+detail, maxMessage)
+	return OneLine(title+": "+detail, maxMessage)
 }
 
 // errorShapes holds the members of the usual JSON error bodies.
@@ -86,15 +85,15 @@ func (m *errorShapes) message() string {
 	var code string
 	if json.Unmarshal(m.Error, &code) == nil && code != "" {
 		if m.Desc != "" {
-			return oneLine(code+": "+m.Desc, maxMessage)
+			return OneLine(code+": "+m.Desc, maxMessage)
 		}
-		return oneLine(code, maxMessage)
+		return OneLine(code, maxMessage)
 	}
 	var g struct {
 		Message string `json:"message"`
 	}
 	if json.Unmarshal(m.Error, &g) == nil && g.Message != "" {
-		return oneLine(g.Message, maxMessage)
+		return OneLine(g.Message, maxMessage)
 	}
 	if m.Title != "" || m.Detail != "" {
 		return problemMessage(m.Title, m.Detail)
@@ -102,7 +101,7 @@ func (m *errorShapes) message() string {
 	if msg := m.listMessage(); msg != "" {
 		return msg
 	}
-	return oneLine(m.Message, maxMessage)
+	return OneLine(m.Message, maxMessage)
 }
 
 // listMessage is the first message of an errors[] list, with its code.
@@ -116,44 +115,11 @@ func (m *errorShapes) listMessage() string {
 			c = strings.Trim(string(e.Code), `" `)
 		}
 		if c != "" && len(c) < 64 {
-			return oneLine(c+": "+e.Message, maxMessage)
+			return OneLine(c+": "+e.Message, maxMessage)
 		}
-		return oneLine(e.Message, maxMessage)
+		return OneLine(e.Message, maxMessage)
 	}
 	return ""
-}
-
-// jwtExpiry returns the exp claim of a JWT access token, or the zero time
-// when tok is not a JWT or has no usable exp. The signature is not checked:
-// exp only schedules refreshes.
-func jwtExpiry(tok string) time.Time {
-	if len(tok) > 16<<10 {
-		return time.Time{}
-	}
-	first := strings.IndexByte(tok, '.')
-	if first <= 0 {
-		return time.Time{}
-	}
-	rest := tok[first+1:]
-	second := strings.IndexByte(rest, '.')
-	if second <= 0 || strings.IndexByte(rest[second+1:], '.') >= 0 {
-		return time.Time{}
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(rest[:second], "="))
-	if err != nil {
-		return time.Time{}
-	}
-	var claims struct {
-		Exp json.Number `json:"exp"`
-	}
-	if json.Unmarshal(payload, &claims) != nil {
-		return time.Time{}
-	}
-	f, err := claims.Exp.Float64()
-	if err != nil || math.IsNaN(f) || f <= 0 || f > 1<<40 {
-		return time.Time{}
-	}
-	return time.Unix(int64(f), 0)
 }
 
 // looksLikeObject reports whether body starts, after white space, with "{".

@@ -1,4 +1,4 @@
-package oauthtransport
+package wire
 
 // Reading response bodies without blocking on them: a body the caller
 // gets back is peeked at for a bounded time, and a discarded one is
@@ -13,6 +13,12 @@ import (
 )
 
 const (
+	// MaxBody bounds how much of a body is peeked at, and how much of it
+	// an error keeps.
+	MaxBody = 64 << 10
+	// MaxDrain bounds how much more of a discarded body is read so that
+	// its connection can be reused; a longer body is closed unread.
+	MaxDrain = 4 << 10
 	// peekWait bounds how long classifying a response (a 403 or 420 whose
 	// body tells a rate limit) waits for its body.
 	peekWait = 250 * time.Millisecond
@@ -21,18 +27,18 @@ const (
 	drainWait = 100 * time.Millisecond
 )
 
-// peekBody returns the first 64 KiB of resp's body for inspection and puts
+// PeekBody returns the first 64 KiB of resp's body for inspection and puts
 // them back in front of the rest, so nothing is lost. If the body has not
 // arrived within peekWait, it returns nil, and the caller's first Read of
 // resp.Body waits for the peek instead.
-func peekBody(resp *http.Response) []byte {
+func PeekBody(resp *http.Response) []byte {
 	if resp.Body == nil || resp.Body == http.NoBody {
 		return nil
 	}
 	p := &peeked{done: make(chan struct{}), rest: resp.Body}
 	go func() {
 		defer close(p.done)
-		p.head, _ = io.ReadAll(io.LimitReader(p.rest, maxErrorBody))
+		p.head, _ = io.ReadAll(io.LimitReader(p.rest, MaxBody))
 	}()
 	resp.Body = p
 	timer := time.NewTimer(peekWait)
@@ -64,10 +70,10 @@ func (p *peeked) Read(b []byte) (int, error) {
 // Close closes the body, which also ends a peek still waiting for it.
 func (p *peeked) Close() error { return p.rest.Close() }
 
-// drain discards up to maxDrain bytes of a body that is not returned, so
+// Drain discards up to MaxDrain bytes of a body that is not returned, so
 // its connection can be reused, and closes it; in the background, and
 // closing it after drainWait if it stalls.
-func drain(resp *http.Response) {
+func Drain(resp *http.Response) {
 	body := resp.Body
 	if body == nil {
 		return
@@ -75,7 +81,7 @@ func drain(resp *http.Response) {
 	closeBody := sync.OnceValue(body.Close)
 	go func() {
 		stall := time.AfterFunc(drainWait, func() { _ = closeBody() })
-		_, _ = io.CopyN(io.Discard, body, maxDrain)
+		_, _ = io.CopyN(io.Discard, body, MaxDrain)
 		stall.Stop()
 		_ = closeBody()
 	}()

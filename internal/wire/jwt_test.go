@@ -1,0 +1,28 @@
+package wire
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestJWTExpiry(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, time.Unix(1800000000, 0), JWTExpiry("eyJhbGciOiJub25lIn0.eyJleHAiOjE4MDAwMDAwMDB9.sig"))
+	assert.True(t, JWTExpiry("opaque-token").IsZero())
+	assert.True(t, JWTExpiry("a.b.c.d").IsZero())
+	assert.True(t, JWTExpiry("eyJhbGciOiJub25lIn0.eyJleHAiOiJzb29uIn0.sig").IsZero(), `exp:"soon"`)
+}
+
+// FuzzJWTExpiry: a token never makes JWTExpiry panic, and an exp it
+// accepts is a plausible date. Seeds are in testdata/fuzz.
+func FuzzJWTExpiry(f *testing.F) {
+	f.Add("eyJhbGciOiJub25lIn0.eyJleHAiOjE4MDAwMDAwMDB9.sig")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, tok string) {
+		if exp := JWTExpiry(tok); !exp.IsZero() && (exp.Unix() <= 0 || exp.Unix() > 1<<40) {
+			t.Fatalf("exp = %v", exp)
+		}
+	})
+}
