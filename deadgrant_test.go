@@ -2,7 +2,11 @@ package oauthtransport_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -178,4 +182,56 @@ func TestDeadGrantErrorsRepeatTheRefusal(t *testing.T) {
 		assert.Equal(t, int64(1), calls.Load(), "the dead grant was not presented again within 5 minutes")
 		require.NoError(t, tr.Close())
 	})
+}
+
+// TestNonceAnswerIsNotADeadGrant: a token endpoint that keeps answering a
+// refresh with 400 use_dpop_nonce has not refused the grant; it is not
+// recorded dead for the fleet (issue 20, item 8).
+func TestNonceAnswerIsNotADeadGrant(t *testing.T) {
+	t.Parallel()
+	var calls0 atomic.Int64
+	var nonces atomic.Int64
+	srv, calls := idp(t, func(w http.ResponseWriter, _ *http.Request) {
+		if nonces.Load() == 0 && calls0.Add(1) == 1 {
+			writeJSON(w, http.StatusOK, map[string]any{"access_token": "at1", "token_type": "DPoP", "refresh_token": "rt1", "expires_in": 3600})
+			return
+		}
+		w.Header().Set("DPoP-Nonce", fmt.Sprintf("n-%d", nonces.Add(1))) // a new nonce each time
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "use_dpop_nonce"})
+	})
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	shared := store.NewFile(t.TempDir())
+	cfg := &oauth2.Config{ClientID: "c", ClientSecret: "s", Endpoint: oauth2.Endpoint{TokenURL: srv.URL}}
+	tr := newTransport(t, oauthtransport.RefreshToken(cfg, &oauth2.Token{RefreshToken: "rt"}),
+		oauthtransport.WithDPoP(key), oauthtransport.WithStore(shared, "k"), oauthtransport.WithBase(&memBase{}))
+	_, err = tr.Token(context.Background())
+	require.NoError(t, err)
+	_, err = tr.Refresh(context.Background())
+	require.ErrorIs(t, err, oauthtransport.ErrToken)
+	assert.NotErrorIs(t, err, oauthtransport.ErrReauthRequired)
+	te, _ := errors.AsType[*oauthtransport.TokenError](err)
+	require.NotNil(t, te)
+	assert.Equal(t, "use_dpop_nonce", te.Code)
+	assert.Equal(t, int64(3), calls.Load(), "one retry with the nonce")
+	keys, err := collectKeys(shared)
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	for _, k := range keys {
+		tok, err := shared.Load(context.Background(), k)
+		require.NoError(t, err)
+		assert.True(t, store.MetaOf(tok).Dead.IsZero(), "a nonce answer was recorded as a dead grant")
+		assert.True(t, store.MetaOf(tok).Spent.IsZero(), "the refresh token was not spent: its mark is cleared")
+	}
+}
+
+func collectKeys(l store.Lister) ([]string, error) {
+	var out []string
+	for k, err := range l.Keys(context.Background(), "") {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
 }

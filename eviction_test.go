@@ -65,7 +65,7 @@ func TestLostAnswerOutlivesEviction(t *testing.T) {
 // (issue 20, item 2).
 func TestRequestHoldingAnEvictedKeyRefreshesThroughItsSuccessor(t *testing.T) {
 	t.Parallel()
-	srv := oauthtest.NewServer(t)
+	srv := oauthtest.NewServer(t, oauthtest.TokenDelay(300*time.Millisecond)) // refreshes overlap
 	u := newUsers(srv, keys(2)...)
 	arrived, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -101,6 +101,8 @@ func TestRequestHoldingAnEvictedKeyRefreshesThroughItsSuccessor(t *testing.T) {
 	}()
 	<-arrived
 	_, err = tr.Token(oauthtransport.WithKey(context.Background(), "user-1")) // evicts user-0
+	require.NoError(t, err)
+	_, err = tr.Token(ctx0) // user-0's new cache reloads its token from the store
 	require.NoError(t, err)
 	require.True(t, srv.Revoke(tok.AccessToken))
 	var wg sync.WaitGroup
