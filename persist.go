@@ -60,7 +60,6 @@ func (l *lease) free() {
 // lapsed reports whether the lock may have expired: a peer may hold it.
 func (l *lease) lapsed() bool { return l != nil && !time.Now().Before(l.until) }
 
-
 // load reads the key's record. Nothing stored, or a record the store
 // cannot read (store.ErrCorrupt, replaced by the next save), is (nil,
 // nil); any other failure is an error: never taken for an empty store.
