@@ -207,11 +207,11 @@ func TestFailedSaveKeepsTokenAndRetries(t *testing.T) {
 	mustGet(t, tr.Client(), srv.APIURL)
 	assert.Contains(t, logs.String(), "saving token to store failed")
 
-	logs.waitFor(t, "saved to store after retrying")
-	saved, err := s.Load(context.Background(), "k")
-	require.NoError(t, err)
 	cur, _ := tr.Token(context.Background())
-	assert.True(t, saved.RefreshToken == cur.RefreshToken && saved.RefreshToken != rt, "the rotated refresh token reached the store")
+	require.Eventually(t, func() bool {
+		saved, err := s.Load(context.Background(), "k")
+		return err == nil && saved.RefreshToken == cur.RefreshToken && saved.RefreshToken != rt
+	}, 10*time.Second, 10*time.Millisecond, "the rotated refresh token reached the store")
 	assert.Equal(t, int64(1), srv.TokenCalls())
 }
 
