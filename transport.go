@@ -277,6 +277,10 @@ func (t *Transport) cacheFor(ctx context.Context, used bool) (*credentialCache, 
 // credential gets ctx's key's credential through get, asking anew for the
 // key's cache when the one it had was evicted meanwhile.
 func (t *Transport) credential(ctx context.Context, get func(*credentialCache, context.Context) (*credential, error)) (*credentialCache, *credential, error) {
+	if t.keyed == nil { // one token: no eviction
+		c, err := get(t.cache, ctx)
+		return t.cache, c, err
+	}
 	for {
 		k, err := t.cacheFor(ctx, true)
 		if err != nil {

@@ -143,13 +143,25 @@ func bench(rt http.RoundTripper, parallel bool) testing.BenchmarkResult {
 }
 
 // median runs bench five times and returns the run with the median ns/op.
-func median(rt http.RoundTripper, parallel bool) testing.BenchmarkResult {
-	var runs []testing.BenchmarkResult
-	for range 5 {
-		runs = append(runs, bench(rt, parallel))
+// medians benchmarks a and b (when not nil) in turns, 7 runs each, so that
+// whatever the machine is doing weighs on both alike, and returns each
+// one's median run.
+func medians(a, b http.RoundTripper, parallel bool) (testing.BenchmarkResult, testing.BenchmarkResult) {
+	var ra, rb []testing.BenchmarkResult
+	for range 7 {
+		ra = append(ra, bench(a, parallel))
+		if b != nil {
+			rb = append(rb, bench(b, parallel))
+		}
 	}
-	slices.SortFunc(runs, func(a, b testing.BenchmarkResult) int { return int(a.NsPerOp() - b.NsPerOp()) })
-	return runs[2]
+	mid := func(runs []testing.BenchmarkResult) testing.BenchmarkResult {
+		if len(runs) == 0 {
+			return testing.BenchmarkResult{}
+		}
+		slices.SortFunc(runs, func(a, b testing.BenchmarkResult) int { return int(a.NsPerOp() - b.NsPerOp()) })
+		return runs[len(runs)/2]
+	}
+	return mid(ra), mid(rb)
 }
 
 // latencies records request durations and failures, safe for concurrent use.
