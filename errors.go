@@ -41,8 +41,8 @@ var (
 	ErrBodyNotRewindable = errors.New("oauthtransport: request body cannot be replayed")
 	// ErrReauthRequired matches a *TokenError when the grant is dead and a
 	// person must authorize again: the token endpoint refused the refresh
-	// token (invalid_grant, or another 400 that does not blame the client)
-	// and the store holds no newer one, or the answer to a refresh was lost
+	// token (a 400 with invalid_grant, or Dex's invalid_request) and the
+	// store holds no newer one, or the answer to a refresh was lost
 	// and the refresh token may have been rotated. A passing failure (the
 	// IdP down, the store's lock unavailable) never matches it.
 	ErrReauthRequired = errors.New("oauthtransport: the grant is dead; a person must authorize again")
