@@ -146,3 +146,26 @@ func TestSourcesFunctionThatHangsOrPanics(t *testing.T) {
 	require.True(t, errors.As(err, &pe))
 	assert.Contains(t, pe.Value, "sources exploded")
 }
+
+// TestLostAnswerOfAKeysFirstRefresh: the Source's own refresh token,
+// presented by a refresh whose answer was lost, is not presented again:
+// the ledger knows it as the Source's.
+func TestLostAnswerOfAKeysFirstRefresh(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	proxy := newDroppingProxy(t, srv.TokenURL)
+	cfg := srv.OAuth2Config()
+	cfg.Endpoint.TokenURL = proxy.url
+	tr := newTransport(t, oauthtransport.RefreshToken(cfg, &oauth2.Token{RefreshToken: srv.IssueRefreshToken()}))
+	proxy.dropNext.Store(true)
+	_, err := tr.Token(context.Background())
+	require.ErrorIs(t, err, oauthtransport.ErrReauthRequired)
+	deadline := time.Now().Add(3 * time.Second) // past the first cool-downs
+	for time.Now().Before(deadline) {
+		_, err = tr.Token(context.Background())
+		require.ErrorIs(t, err, oauthtransport.ErrReauthRequired)
+		time.Sleep(100 * time.Millisecond)
+	}
+	assert.Equal(t, int64(1), srv.TokenCalls(), "the Source's refresh token was presented again")
+	assert.Zero(t, srv.Reuses())
+}

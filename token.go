@@ -111,11 +111,15 @@ func (r *record) secrets() []string {
 	return []string{r.tok.AccessToken, r.tok.RefreshToken}
 }
 
-// refreshTokenOf is the refresh token a refresh from rec presents ("" for
-// none, or the Source's own).
+// sourcesOwn stands for the refresh token a Source holds itself (a key's
+// first refresh: nothing stored, or a record of marks alone).
+const sourcesOwn = "\x00the source's own refresh token"
+
+// refreshTokenOf is the refresh token a refresh from rec presents:
+// sourcesOwn when it is the Source's.
 func refreshTokenOf(rec *record) string {
-	if rec == nil {
-		return ""
+	if rec == nil || rec.marker() || rec.tok.RefreshToken == "" {
+		return sourcesOwn
 	}
 	return rec.tok.RefreshToken
 }
