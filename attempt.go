@@ -27,6 +27,7 @@ type attempt struct {
 	retries  int
 	replayed bool            // the one replay after a 401 happened
 	rejected *credential     // the credential a 401 rejected, dropped for the replay
+	claims   string          // what a claims challenge asked the replay's token for
 	wait     time.Duration   // before the next retry
 	waits    backoff.BackOff // the retry policy's waits, made at the first retry
 }
@@ -131,15 +132,18 @@ func (a *attempt) logRetry(resp *http.Response, v verdict) {
 // (or re-signed) credential can help; if so the request is replayed once.
 func (a *attempt) unauthorized(resp *http.Response) (step, *http.Response, error) {
 	v := verdict{kind: kindUnauthorized}
-	switch a.t.authz.rejected(resp, a.c) {
+	switch how := a.t.authz.rejected(resp, a.c); how {
 	case rejectFinal:
 		return a.finish(resp, v)
-	case rejectRenew:
-		if !a.k.mayRenew(a.c) {
+	case rejectRenew, rejectClaims:
+		if !a.k.spacing.mayRenew(a.c.rec, a.c.accepted.Load()) { // never-accepted tokens' renewals are spaced out
 			return a.finish(resp, v)
 		}
 		a.k.invalidate(a.req.Context(), a.c)
 		a.rejected = a.c
+		if how == rejectClaims {
+			a.claims, _ = wire.Claims(wire.ParseChallenges(resp.Header.Values("Www-Authenticate")))
+		}
 	}
 	if !rewindable(a.req) {
 		return a.notReplayable(resp, nil, v)
@@ -166,6 +170,9 @@ func (a *attempt) again(next step) (*http.Request, error) {
 		get = func(k *credentialCache, ctx context.Context) (*credential, error) {
 			if k != a.k {
 				k.invalidate(ctx, a.rejected) // the key's cache was evicted meanwhile; its successor may hold the token anew
+			}
+			if a.claims != "" && next == stepReplay {
+				return k.withClaims(ctx, a.claims, a.rejected)
 			}
 			return k.current(ctx)
 		}

@@ -30,6 +30,7 @@ const (
 	rejectFinal  onReject = iota // a new token cannot help: return the 401
 	rejectRenew                  // drop the token, get a new one, replay once
 	rejectResign                 // keep the token, sign again, replay once
+	rejectClaims                 // drop the token, get one with the claims asked for, replay once
 )
 
 // headerAuthorizer sends the credential's Authorization value as it is.
@@ -46,8 +47,11 @@ func (headerAuthorizer) observe(*http.Request, *http.Response) {}
 // fresh token cannot help.
 func (headerAuthorizer) rejected(resp *http.Response, c *credential) onReject {
 	challenges := wire.ParseChallenges(resp.Header.Values("Www-Authenticate"))
-	if !wire.OffersScheme(challenges, c.scheme()) || wire.RefreshCannotHelp(challenges) {
+	switch {
+	case !wire.OffersScheme(challenges, c.scheme()) || wire.RefreshCannotHelp(challenges):
 		return rejectFinal
+	case hasClaims(challenges):
+		return rejectClaims
 	}
 	return rejectRenew
 }
@@ -72,4 +76,9 @@ func withAuth(req *http.Request, body io.ReadCloser, auth []string) *http.Reques
 	h["Authorization"] = auth
 	r.Header = h
 	return r
+}
+
+func hasClaims(challenges []Challenge) bool {
+	_, ok := wire.Claims(challenges)
+	return ok
 }

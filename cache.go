@@ -34,6 +34,7 @@ type credentialCache struct {
 	flights flights
 	persist persister
 	spacing spacing
+	claims  atomic.Pointer[string] // what a claims challenge asked for, until a token with them is installed
 }
 
 // env is what the credential caches of one Transport share.
@@ -61,6 +62,7 @@ type env struct {
 type ask struct {
 	background bool
 	replace    *credential
+	claims     string            // the claims a claims challenge asked for (JSON), if any
 	parent     trace.SpanContext // the asking request's span, for the refresh's
 }
 
@@ -105,7 +107,7 @@ func (k *credentialCache) refreshInBackground(ctx context.Context) {
 		return
 	}
 	a := ask{background: true, parent: trace.SpanContextFromContext(ctx)}
-	_, _ = k.flights.join(k.flightEnv(), spends(k.src, k.seen.Load()), func(ctx context.Context) (*credential, error) {
+	_, _ = k.flights.join(k.flightEnv(), spends(k.src, k.seen.Load()), "", func(ctx context.Context) (*credential, error) {
 		return k.refresh(ctx, a)
 	})
 }
@@ -140,10 +142,25 @@ func (k *credentialCache) renew(ctx context.Context) (*credential, error) {
 	return nil, temporaryError(errors.New("no new token: every refresh returned the token held"))
 }
 
+// withClaims obtains a token asked for with claims (a claims challenge's)
+// to replace rejected; a token installed since the rejection (another
+// request's answer to the same challenge) is used as it is.
+func (k *credentialCache) withClaims(ctx context.Context, claims string, rejected *credential) (*credential, error) {
+	if c := k.cur.Load(); c != nil && c.rec.tok.AccessToken != rejected.rec.tok.AccessToken && c.load() != expired {
+		return c, nil
+	}
+	k.claims.Store(&claims) // requests that find no token meanwhile ask for the same
+	return k.obtain(ctx, ask{replace: rejected, claims: claims, parent: trace.SpanContextFromContext(ctx)})
+}
+
 // obtain runs a refresh, or joins the one in flight, once the failure
-// cool-down allows; after Close, in the caller's goroutine.
+// cool-down allows; after Close, in the caller's goroutine. An ask for
+// claims that joined a flight without them asks again once it ends.
 func (k *credentialCache) obtain(ctx context.Context, a ask) (*credential, error) {
-	for {
+	if p := k.claims.Load(); p != nil && a.claims == "" {
+		a.claims = *p
+	}
+	for range 3 {
 		if err := k.spacing.coolingDown(); err != nil && !k.revived(ctx, err) {
 			return nil, err
 		}
@@ -152,15 +169,16 @@ func (k *credentialCache) obtain(ctx context.Context, a ask) (*credential, error
 			return k.flights.afterCloseRun(ctx, k.env.opts.refreshTimeout, run)
 		}
 		e := k.flightEnv()
-		f, err := k.flights.join(e, spends(k.src, k.seen.Load()), run)
+		f, err := k.flights.join(e, spends(k.src, k.seen.Load()), a.claims, run)
 		if err != nil {
 			return nil, err
 		}
 		c, err := k.flights.await(ctx, e, f)
-		if !errors.Is(err, errClosed) {
+		if !errors.Is(err, errClosed) && (err != nil || f.claims == a.claims) {
 			return c, err
 		}
 	}
+	return nil, temporaryError(errors.New("no token with the claims asked for: every refresh joined was another's"))
 }
 
 // invalidate drops c's token after the server rejected it, unless a newer
@@ -178,16 +196,13 @@ func (k *credentialCache) invalidate(ctx context.Context, c *credential) {
 		slog.String("token", c.fingerprint()), slog.Bool("cleared", cleared))
 }
 
-// mayRenew reports whether a 401 to c may replace it (see spacing.mayRenew).
-func (k *credentialCache) mayRenew(c *credential) bool { return k.spacing.mayRenew(c.accepted.Load()) }
-
 // refresh runs the refresh protocol with users' panics recovered, and
 // records its outcome: in the failure cool-down, the log, Stats and the
 // telemetry. A refresh asked for by a caller that saw an older state
 // returns the token a refresh that just ended installed.
 func (k *credentialCache) refresh(ctx context.Context, a ask) (*credential, error) {
 	before, start := k.cur.Load(), time.Now()
-	if c := before; c != nil && c != a.replace && (c.load() == fresh || (!a.background && c.load() == stale)) {
+	if c := before; c != nil && c != a.replace && a.claims == "" && (c.load() == fresh || (!a.background && c.load() == stale)) {
 		return c, nil
 	}
 	ctx, span := k.env.rec.startRefresh(ctx, a.parent, a.background)
@@ -204,6 +219,9 @@ func (k *credentialCache) refresh(ctx context.Context, a ask) (*credential, erro
 		}
 		if outcome == outcomeFetched {
 			k.spaceLate(ctx, c)
+			if p := k.claims.Load(); p != nil && *p == a.claims {
+				k.claims.CompareAndSwap(p, nil)
+			}
 		}
 		k.env.rec.refreshEnded(ctx, span, start, outcome, c.fingerprint(), a.background)
 		return c, nil
@@ -242,7 +260,7 @@ func (k *credentialCache) spaceLate(ctx context.Context, c *credential) {
 // protocol is one run of the refresh protocol for this key.
 func (k *credentialCache) protocol(a ask) *protocol {
 	return &protocol{env: k.env, src: k.src, slot: k.slot(), seen: &k.seen, persist: &k.persist, install: k.install,
-		background: a.background}
+		background: a.background, claims: a.claims}
 }
 
 // install makes rec the current token, unless a newer one was installed
@@ -321,9 +339,6 @@ func (k *credentialCache) revived(ctx context.Context, err error) bool {
 	k.spacing.reset()
 	return true
 }
-
-// flush writes a token whose save failed once more, by deadline (Close).
-func (k *credentialCache) flush(deadline time.Time) error { return k.persist.flush(k.slot(), deadline) }
 
 // retire takes the cache out of service once a keyed Transport evicted its
 // key, unless a refresh of it runs or a token of it waits to be saved: no

@@ -35,6 +35,9 @@ func newUnauthorizedError(re ResponseError, challenges []Challenge) *Unauthorize
 			e.ResourceMetadata = m
 		}
 	}
+	if claims, ok := wire.Claims(challenges); ok {
+		e.Claims = claims
+	}
 	return e
 }
 

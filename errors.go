@@ -113,6 +113,10 @@ type UnauthorizedError struct {
 	// StepUp is what an insufficient_user_authentication challenge asks
 	// for (RFC 9470); nil for any other 401.
 	StepUp *StepUp
+	// Claims is what an insufficient_claims challenge (continuous access
+	// evaluation) asked for, a JSON object, when the token obtained with
+	// those claims was challenged again; empty for any other 401.
+	Claims string
 	// ResourceMetadata is the URL of the protected resource's metadata
 	// (RFC 9728) from the challenge's resource_metadata, empty when none:
 	// it names the authorization servers that issue tokens for it.

@@ -36,6 +36,7 @@ type flight struct {
 	err       error
 	deadline  time.Time // waiters give up at this time
 	spends    bool      // it may present a refresh token
+	claims    string    // the claims its token request asks for
 	abandoned bool      // guarded by flights.mu
 }
 
@@ -71,7 +72,7 @@ type flightEnv struct {
 // A refresh that spends a refresh token runs to its end even after Close
 // (Close waits for it, bounded): cancelling it mid-request would lose its
 // answer; one that spends nothing is cancelled by Close.
-func (g *flights) join(e flightEnv, spends bool, run flightRun) (*flight, error) {
+func (g *flights) join(e flightEnv, spends bool, claims string, run flightRun) (*flight, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	switch {
@@ -86,7 +87,7 @@ func (g *flights) join(e flightEnv, spends bool, run flightRun) (*flight, error)
 	if !e.life.enter(spends) {
 		return closedFlight, nil
 	}
-	f := &flight{done: make(chan struct{}), deadline: time.Now().Add(e.timeout), spends: spends}
+	f := &flight{done: make(chan struct{}), deadline: time.Now().Add(e.timeout), spends: spends, claims: claims}
 	g.fl = f
 	g.running.Store(true)
 	go g.run(e, f, run)

@@ -30,7 +30,7 @@ func TestOneFlightForManyWaiters(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 10 {
 			wg.Go(func() {
-				f, err := g.join(testFlightEnv(life), false, run)
+				f, err := g.join(testFlightEnv(life), false, "", run)
 				if err != nil {
 					t.Error(err)
 					return
@@ -64,12 +64,12 @@ func TestAbandonedFlights(t *testing.T) {
 				return &credential{}, nil
 			}
 			e := testFlightEnv(life)
-			f, _ := g.join(e, spends, run)
+			f, _ := g.join(e, spends, "", run)
 			start := time.Now()
 			if _, err := g.await(context.Background(), e, f); err == nil || time.Since(start) != e.timeout {
 				t.Fatalf("await = %v after %v, want a temporary error at the timeout", err, time.Since(start))
 			}
-			_, err := g.join(e, spends, run)
+			_, err := g.join(e, spends, "", run)
 			synctest.Wait()
 			if spends && (err == nil || runs.Load() != 1) {
 				t.Errorf("a second run started beside one that may spend a refresh token (err %v)", err)
@@ -79,7 +79,7 @@ func TestAbandonedFlights(t *testing.T) {
 			}
 			close(release)
 			synctest.Wait()
-			if _, err := g.join(e, spends, func(context.Context) (*credential, error) { return &credential{}, nil }); err != nil {
+			if _, err := g.join(e, spends, "", func(context.Context) (*credential, error) { return &credential{}, nil }); err != nil {
 				t.Errorf("after the stuck run returned: %v", err)
 			}
 			life.stop()
@@ -95,7 +95,7 @@ func TestRetiredCacheStartsNoRefresh(t *testing.T) {
 		life := newLifetime()
 		var g flights
 		release := make(chan struct{})
-		f, _ := g.join(testFlightEnv(life), true, func(context.Context) (*credential, error) {
+		f, _ := g.join(testFlightEnv(life), true, "", func(context.Context) (*credential, error) {
 			<-release
 			return &credential{}, nil
 		})
@@ -108,7 +108,7 @@ func TestRetiredCacheStartsNoRefresh(t *testing.T) {
 		if !g.retire() {
 			t.Fatal("not retired when idle")
 		}
-		if _, err := g.join(testFlightEnv(life), true, nil); !errors.Is(err, errRetired) {
+		if _, err := g.join(testFlightEnv(life), true, "", nil); !errors.Is(err, errRetired) {
 			t.Fatalf("join on a retired cache: %v", err)
 		}
 		if _, err := g.afterCloseRun(context.Background(), time.Second, nil); !errors.Is(err, errRetired) {
@@ -126,7 +126,7 @@ func TestCloseWaitsOnlyForCriticalWork(t *testing.T) {
 		var g, h flights
 		release := make(chan struct{})
 		hang := func(context.Context) (*credential, error) { <-release; return &credential{}, nil }
-		_, _ = g.join(testFlightEnv(life), false, hang)
+		_, _ = g.join(testFlightEnv(life), false, "", hang)
 		life.stop()
 		start := time.Now()
 		if !life.join(start.Add(time.Hour), start.Add(closeMoment)) || time.Since(start) != closeMoment {
@@ -137,7 +137,7 @@ func TestCloseWaitsOnlyForCriticalWork(t *testing.T) {
 
 		life = newLifetime()
 		release = make(chan struct{})
-		_, _ = h.join(testFlightEnv(life), true, hang)
+		_, _ = h.join(testFlightEnv(life), true, "", hang)
 		life.stop()
 		start = time.Now()
 		if life.join(start.Add(5*time.Second), start.Add(closeMoment)) || time.Since(start) != 5*time.Second {

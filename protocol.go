@@ -93,6 +93,7 @@ type protocol struct {
 	persist    *persister
 	install    func(rec *record, fetched bool) (*credential, error) // under the persister's order
 	background bool
+	claims     string // asked for by a claims challenge: the token must be fetched with them
 }
 
 // spentPatience is how long a peer's Spent mark counts as a refresh that
@@ -115,7 +116,7 @@ func (p *protocol) run(ctx context.Context) (*credential, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if adopt {
+	if adopt && p.claims == "" {
 		c, err := p.publish(ctx, nil, base, nil, false)
 		return c, outcomeAdopted, err
 	}
@@ -313,6 +314,9 @@ func (p *protocol) fetch(ctx context.Context, base *record) (*oauth2.Token, erro
 	current := base.token()
 	secrets := append(p.seen.Load().secrets(), base.secrets()...)
 	ctx = withTokenClient(ctx, p.env.tokenClient)
+	if p.claims != "" {
+		ctx = context.WithValue(ctx, claimsKey{}, p.claims)
+	}
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, p.env.tokenClient) // for x/oauth2 configs inside a SourceFunc
 	tok, err := backoff.RetryWithData(func() (*oauth2.Token, error) {
 		tok, err := p.src.Token(ctx, store.Clone(current))

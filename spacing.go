@@ -18,6 +18,7 @@ type spacing struct {
 	late      atomic.Int32            // tokens in a row that arrived already expired
 	renewals  atomic.Int32            // 401-driven renewals in a row of never-accepted tokens
 	renewAt   atomic.Int64            // Unix ns; no such renewal before
+	renewedOf atomic.Pointer[record]  // the token the last renewal was granted for
 }
 
 // failure is a failed refresh and the cool-down it started.
@@ -98,8 +99,9 @@ func (s *spacing) lateToken(late bool) time.Duration {
 // API that rejects every token): such renewals are spaced out as
 // renewalWaits says (the first at once), until a token is accepted;
 // meanwhile the 401 is final. Concurrent 401s to one token share one
-// decision.
-func (s *spacing) mayRenew(accepted bool) bool {
+// decision: those to the token a renewal was granted for are granted too
+// (they join its refresh).
+func (s *spacing) mayRenew(rejected *record, accepted bool) bool {
 	if accepted {
 		s.renewals.Store(0)
 		return true
@@ -107,11 +109,12 @@ func (s *spacing) mayRenew(accepted bool) bool {
 	now := time.Now().UnixNano()
 	at := s.renewAt.Load()
 	if now < at {
-		return false
+		return s.renewedOf.Load() == rejected
 	}
 	n := s.renewals.Load()
 	if s.renewAt.CompareAndSwap(at, now+int64(renewalWaits.at(int(n), 0))) {
 		s.renewals.Add(1)
+		s.renewedOf.Store(rejected)
 	}
 	return true
 }

@@ -55,6 +55,9 @@ func (e *endpoint) request(ctx context.Context, scopes []string, grant url.Value
 	for k, vs := range grant {
 		v[k] = vs
 	}
+	if claims := RequestedClaims(ctx); claims != "" {
+		v.Set("claims", claims)
+	}
 	ctx = context.WithValue(ctx, ownNonceRetryKey{}, true) // dpopTokenTransport leaves the retry to us
 	tok, err := e.attempt(ctx, scopes, v, secrets)
 	if nonceDemanded(err) {

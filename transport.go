@@ -252,11 +252,11 @@ func (t *Transport) shutdown() error {
 	}
 	deadline := time.Now().Add(bound)
 	if t.keyed == nil {
-		return t.cache.flush(deadline)
+		return t.cache.persist.flush(t.cache.slot(), deadline)
 	}
 	var errs []error
 	for _, c := range t.keyed.caches() {
-		errs = append(errs, c.flush(deadline))
+		errs = append(errs, c.persist.flush(c.slot(), deadline))
 	}
 	return errors.Join(errs...)
 }

@@ -5,6 +5,9 @@ package wire
 // 9470), more scope.
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -302,4 +305,30 @@ func isToken68Char(c byte) bool {
 		return true
 	}
 	return c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+}
+
+// maxClaims bounds the claims a challenge may ask for, decoded.
+const maxClaims = 8 << 10
+
+// Claims returns the claims an insufficient_claims challenge asks for
+// (Microsoft Entra's continuous access evaluation): its "claims"
+// parameter, base64 (standard or URL alphabet, padded or not) of a JSON
+// object, decoded and checked to be one; at most 8 KiB.
+func Claims(challenges []Challenge) (string, bool) {
+	for _, c := range challenges {
+		if c.Error != "insufficient_claims" {
+			continue
+		}
+		raw := strings.TrimRight(strings.TrimSpace(c.Params["claims"]), "=")
+		if raw == "" || len(raw) > maxClaims*4/3+4 {
+			continue
+		}
+		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+			b, err := enc.DecodeString(raw)
+			if err == nil && len(b) <= maxClaims && json.Valid(b) && bytes.HasPrefix(bytes.TrimSpace(b), []byte("{")) {
+				return string(b), true
+			}
+		}
+	}
+	return "", false
 }

@@ -1,7 +1,10 @@
 package wire
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,6 +106,45 @@ func FuzzParseChallenges(f *testing.F) {
 			if !RefreshCannotHelp(cs) {
 				t.Fatal("a step-up challenge would refresh the token")
 			}
+		}
+	})
+}
+
+func TestClaims(t *testing.T) {
+	t.Parallel()
+	want := `{"access_token":{"nbf":{"essential":true,"value":"1726258122"}}}`
+	std := base64.StdEncoding.EncodeToString([]byte(want))
+	tests := []struct {
+		header string
+		want   string
+		ok     bool
+	}{
+		{`Bearer realm="", error="insufficient_claims", claims="` + std + `"`, want, true},
+		{`Bearer error="insufficient_claims", claims="` + base64.RawURLEncoding.EncodeToString([]byte(want)) + `"`, want, true},
+		{`Bearer error="invalid_token", claims="` + std + `"`, "", false},
+		{`Bearer error="insufficient_claims", claims="not base64!"`, "", false},
+		{`Bearer error="insufficient_claims", claims="` + base64.StdEncoding.EncodeToString([]byte(`"a string"`)) + `"`, "", false},
+		{`Bearer error="insufficient_claims"`, "", false},
+	}
+	for _, tt := range tests {
+		got, ok := Claims(ParseChallenges([]string{tt.header}))
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("Claims(%s) = %q, %v; want %q, %v", tt.header, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func FuzzClaims(f *testing.F) {
+	f.Add(`Bearer realm="", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZX19fQ=="`)
+	f.Add(`Bearer error="insufficient_claims", claims="e30"`)
+	f.Add(`Bearer error="insufficient_claims", claims=""`)
+	f.Fuzz(func(t *testing.T, s string) {
+		claims, ok := Claims(ParseChallenges([]string{s}))
+		if !ok {
+			return
+		}
+		if len(claims) > maxClaims || !json.Valid([]byte(claims)) || !strings.HasPrefix(strings.TrimSpace(claims), "{") {
+			t.Fatalf("claims %q: not a bounded JSON object", claims)
 		}
 	})
 }
