@@ -85,7 +85,7 @@ func (k *credentialCache) flightEnv() flightEnv {
 // expired, starting a background refresh when it is stale; otherwise it
 // waits for the one refresh in flight.
 func (k *credentialCache) current(ctx context.Context) (*credential, error) {
-	if c := k.cur.Load(); c != nil {
+	if c := k.cur.Load(); c != nil && (k.env.opts.boundCert == nil || k.stillBound(ctx, c)) {
 		switch c.load() {
 		case fresh:
 			return c, nil
@@ -98,6 +98,23 @@ func (k *credentialCache) current(ctx context.Context) (*credential, error) {
 	c, err := k.wait(ctx)
 	k.env.rec.waited(ctx, time.Since(start))
 	return c, err
+}
+
+// stillBound reports whether c is bound to the certificate in use now
+// (WithBoundCertificate); if not, c is dropped, and the idle connections
+// made with the old certificate are closed.
+func (k *credentialCache) stillBound(ctx context.Context, c *credential) bool {
+	if c.rec.bound == k.env.opts.boundCert() {
+		return true
+	}
+	if k.cur.Load() == c {
+		k.invalidate(ctx, c)
+		k.env.tokenClient.CloseIdleConnections()
+		if base, ok := k.env.opts.base.(interface{ CloseIdleConnections() }); ok {
+			base.CloseIdleConnections()
+		}
+	}
+	return false
 }
 
 // refreshInBackground starts one refresh unless one runs, the last one
@@ -269,6 +286,9 @@ func (k *credentialCache) protocol(a ask) *protocol {
 // token that cannot be used is still recorded as seen: its refresh token
 // is the one to present next.
 func (k *credentialCache) install(rec *record, fetched bool) (*credential, error) {
+	if b := k.env.opts.boundCert; b != nil && rec.bound == "" {
+		rec.bound = boundTo(rec.tok, b) // adopted or set: bound to what it names, else to the certificate in use
+	}
 	c, err := newCredential(rec, k.env.opts.authorization)
 	for {
 		seen := k.seen.Load()

@@ -119,6 +119,13 @@ func TestCloseIdleConnectionsReachesTheBase(t *testing.T) {
 type pki struct {
 	pool           *x509.CertPool
 	server, client tls.Certificate
+	issue          func(cn string, usage x509.ExtKeyUsage, ips ...net.IP) tls.Certificate
+}
+
+// issueClient issues another client certificate from the same CA.
+func (p *pki) issueClient(t *testing.T, cn string) tls.Certificate {
+	t.Helper()
+	return p.issue(cn, x509.ExtKeyUsageClientAuth)
 }
 
 func newPKI(t *testing.T) *pki {
@@ -139,7 +146,7 @@ func newPKI(t *testing.T) *pki {
 		require.NoError(t, err)
 		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 	}
-	p := &pki{pool: x509.NewCertPool()}
+	p := &pki{pool: x509.NewCertPool(), issue: issue}
 	p.pool.AddCert(ca)
 	p.server = issue("127.0.0.1", x509.ExtKeyUsageServerAuth, net.IPv4(127, 0, 0, 1))
 	p.client = issue("payments-service", x509.ExtKeyUsageClientAuth)

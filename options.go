@@ -55,6 +55,7 @@ type options struct {
 	maxTokensSet  bool
 	keepAlive     keepAlivePolicy // off unless idle > 0
 	dpop          *dpop           // WithDPoP
+	boundCert     func() string   // WithBoundCertificate
 	meters        metric.MeterProvider
 	tracers       trace.TracerProvider
 	// refreshTimeout bounds one refresh (lock, store and token endpoint).

@@ -94,6 +94,7 @@ type protocol struct {
 	install    func(rec *record, fetched bool) (*credential, error) // under the persister's order
 	background bool
 	claims     string // asked for by a claims challenge: the token must be fetched with them
+	bound      string // the certificate in use when the token was requested (WithBoundCertificate)
 }
 
 // spentPatience is how long a peer's Spent mark counts as a refresh that
@@ -127,6 +128,9 @@ func (p *protocol) run(ctx context.Context) (*credential, string, error) {
 	if err != nil {
 		c, err := p.afterFailure(ctx, base, err)
 		return c, outcomeAdopted, err
+	}
+	if p.env.opts.boundCert != nil {
+		rec.bound = boundTo(rec.tok, func() string { return p.bound })
 	}
 	c, err := p.publish(ctx, base, rec, l, true)
 	if err != nil {
@@ -313,6 +317,10 @@ func (p *protocol) unmark(ctx context.Context, base, marked *record) {
 func (p *protocol) fetch(ctx context.Context, base *record) (*oauth2.Token, error) {
 	current := base.token()
 	secrets := append(p.seen.Load().secrets(), base.secrets()...)
+	p.bound = ""
+	if b := p.env.opts.boundCert; b != nil {
+		p.bound = b() // the certificate this request presents
+	}
 	ctx = withTokenClient(ctx, p.env.tokenClient)
 	if p.claims != "" {
 		ctx = context.WithValue(ctx, claimsKey{}, p.claims)

@@ -21,6 +21,7 @@ var snippetImports = map[string]string{
 	"storetest":         "github.com/oauthtransport/oauthtransport/store/storetest",
 	"sql":               "database/sql",
 	"crypto":            "crypto",
+	"tls":               "crypto/tls",
 	"oauth2":            "golang.org/x/oauth2",
 	"clientcredentials": "golang.org/x/oauth2/clientcredentials",
 	"redis":             "github.com/redis/go-redis/v9",

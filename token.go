@@ -82,8 +82,9 @@ func (c *credential) load() tokenState {
 // record is a token with the bookkeeping that orders it among the tokens
 // of one key (see [store.Meta]).
 type record struct {
-	tok  *oauth2.Token
-	meta meta
+	tok   *oauth2.Token
+	meta  meta
+	bound string // the thumbprint of the certificate the token is bound to (WithBoundCertificate)
 }
 
 // stored returns the token as a store keeps it: with its bookkeeping.

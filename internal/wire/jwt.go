@@ -1,6 +1,7 @@
 package wire
 
-// The expiry of a JWT access token, read without checking its signature.
+// What a JWT access token says of itself (its expiry, the certificate it
+// is bound to), read without checking its signature.
 // Fuzzed in jwt_test.go.
 
 import (
@@ -15,26 +16,10 @@ import (
 // when tok is not a JWT or has no usable exp. The signature is not checked:
 // exp only schedules refreshes.
 func JWTExpiry(tok string) time.Time {
-	if len(tok) > 16<<10 {
-		return time.Time{}
-	}
-	first := strings.IndexByte(tok, '.')
-	if first <= 0 {
-		return time.Time{}
-	}
-	rest := tok[first+1:]
-	second := strings.IndexByte(rest, '.')
-	if second <= 0 || strings.IndexByte(rest[second+1:], '.') >= 0 {
-		return time.Time{}
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(rest[:second], "="))
-	if err != nil {
-		return time.Time{}
-	}
 	var claims struct {
 		Exp json.Number `json:"exp"`
 	}
-	if json.Unmarshal(payload, &claims) != nil {
+	if !jwtClaims(tok, &claims) {
 		return time.Time{}
 	}
 	f, err := claims.Exp.Float64()
@@ -42,4 +27,38 @@ func JWTExpiry(tok string) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(int64(f), 0)
+}
+
+// JWTCertThumbprint returns the cnf "x5t#S256" claim of a JWT access
+// token (RFC 8705 §3.1): the thumbprint of the client certificate it is
+// bound to; "" when tok is not a JWT or has none. The signature is not
+// checked: it only tells which certificate the token needs.
+func JWTCertThumbprint(tok string) string {
+	var claims struct {
+		Cnf struct {
+			X5t string `json:"x5t#S256"`
+		} `json:"cnf"`
+	}
+	if !jwtClaims(tok, &claims) || len(claims.Cnf.X5t) > 64 {
+		return ""
+	}
+	return claims.Cnf.X5t
+}
+
+// jwtClaims decodes the payload of a compact JWT of at most 16 KiB into v.
+func jwtClaims(tok string, v any) bool {
+	if len(tok) > 16<<10 {
+		return false
+	}
+	first := strings.IndexByte(tok, '.')
+	if first <= 0 {
+		return false
+	}
+	rest := tok[first+1:]
+	second := strings.IndexByte(rest, '.')
+	if second <= 0 || strings.IndexByte(rest[second+1:], '.') >= 0 {
+		return false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(rest[:second], "="))
+	return err == nil && json.Unmarshal(payload, v) == nil
 }

@@ -20,9 +20,13 @@ func TestJWTExpiry(t *testing.T) {
 func FuzzJWTExpiry(f *testing.F) {
 	f.Add("eyJhbGciOiJub25lIn0.eyJleHAiOjE4MDAwMDAwMDB9.sig")
 	f.Add("a.b.c")
+	f.Add("eyJhbGciOiJub25lIn0.eyJjbmYiOnsieDV0I1MyNTYiOiJhYmMifX0.sig")
 	f.Fuzz(func(t *testing.T, tok string) {
 		if exp := JWTExpiry(tok); !exp.IsZero() && (exp.Unix() <= 0 || exp.Unix() > 1<<40) {
 			t.Fatalf("exp = %v", exp)
+		}
+		if x5t := JWTCertThumbprint(tok); len(x5t) > 64 {
+			t.Fatalf("a thumbprint of %d bytes", len(x5t))
 		}
 	})
 }
