@@ -34,7 +34,6 @@ type credentialCache struct {
 	flights flights
 	persist persister
 	spacing spacing
-	claims  atomic.Pointer[string] // what a claims challenge asked for, until a token with them is installed
 }
 
 // env is what the credential caches of one Transport share.
@@ -104,7 +103,7 @@ func (k *credentialCache) current(ctx context.Context) (*credential, error) {
 // (WithBoundCertificate); if not, c is dropped, and the idle connections
 // made with the old certificate are closed.
 func (k *credentialCache) stillBound(ctx context.Context, c *credential) bool {
-	if c.rec.bound == k.env.opts.boundCert() {
+	if c.rec.bound != nil && *c.rec.bound == k.env.opts.boundCert() {
 		return true
 	}
 	if k.cur.Load() == c {
@@ -166,7 +165,7 @@ func (k *credentialCache) withClaims(ctx context.Context, claims string, rejecte
 	if c := k.cur.Load(); c != nil && c.rec.tok.AccessToken != rejected.rec.tok.AccessToken && c.load() != expired {
 		return c, nil
 	}
-	k.claims.Store(&claims) // requests that find no token meanwhile ask for the same
+	k.env.ledger.askClaims(k.slot().key, claims) // requests that find no token meanwhile ask for the same
 	return k.obtain(ctx, ask{replace: rejected, claims: claims, parent: trace.SpanContextFromContext(ctx)})
 }
 
@@ -174,8 +173,8 @@ func (k *credentialCache) withClaims(ctx context.Context, claims string, rejecte
 // cool-down allows; after Close, in the caller's goroutine. An ask for
 // claims that joined a flight without them asks again once it ends.
 func (k *credentialCache) obtain(ctx context.Context, a ask) (*credential, error) {
-	if p := k.claims.Load(); p != nil && a.claims == "" {
-		a.claims = *p
+	if a.claims == "" {
+		a.claims = k.env.ledger.entry(k.slot().key).claims
 	}
 	for range 3 {
 		if err := k.spacing.coolingDown(); err != nil && !k.revived(ctx, err) {
@@ -236,8 +235,8 @@ func (k *credentialCache) refresh(ctx context.Context, a ask) (*credential, erro
 		}
 		if outcome == outcomeFetched {
 			k.spaceLate(ctx, c)
-			if p := k.claims.Load(); p != nil && *p == a.claims {
-				k.claims.CompareAndSwap(p, nil)
+			if a.claims != "" {
+				k.env.ledger.gotClaims(k.slot().key, a.claims)
 			}
 		}
 		k.env.rec.refreshEnded(ctx, span, start, outcome, c.fingerprint(), a.background)
@@ -286,7 +285,7 @@ func (k *credentialCache) protocol(a ask) *protocol {
 // token that cannot be used is still recorded as seen: its refresh token
 // is the one to present next.
 func (k *credentialCache) install(rec *record, fetched bool) (*credential, error) {
-	if b := k.env.opts.boundCert; b != nil && rec.bound == "" {
+	if b := k.env.opts.boundCert; b != nil && rec.bound == nil {
 		rec.bound = boundTo(rec.tok, b) // adopted or set: bound to what it names, else to the certificate in use
 	}
 	c, err := newCredential(rec, k.env.opts.authorization)

@@ -131,9 +131,10 @@ func WithBoundCertificate(thumbprint func() string) Option {
 
 // boundTo is the thumbprint of the certificate tok is bound to: its cnf
 // claim when it is a JWT that has one, else current's.
-func boundTo(tok *oauth2.Token, current func() string) string {
-	if x5t := wire.JWTCertThumbprint(tok.AccessToken); x5t != "" {
-		return x5t
+func boundTo(tok *oauth2.Token, current func() string) *string {
+	x5t := wire.JWTCertThumbprint(tok.AccessToken)
+	if x5t == "" {
+		x5t = current()
 	}
-	return current()
+	return &x5t
 }

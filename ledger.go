@@ -1,10 +1,12 @@
 package oauthtransport
 
-// The ledger: what this process knows about refresh tokens it presented
-// and cannot be sure about, kept per store key for the Transport's life,
-// so that it outlives a keyed Transport's eviction of the key. Entries are
-// rare (an answer lost, a mark left behind) and end when a new grant is
-// set or adopted.
+// The ledger: what this process knows of a key beyond its token and
+// cannot afford to forget, kept per store key for the Transport's life, so
+// that it outlives a keyed Transport's eviction of the key: refresh tokens
+// it presented and cannot be sure about, and claims a claims challenge
+// asked for. Entries are rare (an answer lost, a mark left behind, a
+// challenge) and end when a new grant is set or adopted, or the claims
+// obtained; a key holds none otherwise.
 
 import (
 	"sync"
@@ -22,6 +24,9 @@ type ledgerEntry struct {
 	// a refresh the server answered with an error (clearing it failed):
 	// that refresh token is unspent.
 	ownMark int64
+	// claims: what a claims challenge asked for, until a token obtained
+	// with them is installed; token requests meanwhile ask for the same.
+	claims string
 }
 
 func (l *ledger) entry(key string) ledgerEntry {
@@ -47,3 +52,27 @@ func (l *ledger) leftMark(key string, ms int64) {
 
 // forget ends what the ledger knows of key: a new grant replaced it.
 func (l *ledger) forget(key string) { l.m.Delete(key) }
+
+// askClaims records that a claims challenge asked for claims.
+func (l *ledger) askClaims(key, claims string) {
+	e := l.entry(key)
+	e.claims = claims
+	l.m.Store(key, &e)
+}
+
+// gotClaims records that a token obtained with claims was installed.
+func (l *ledger) gotClaims(key, claims string) {
+	if e := l.entry(key); e.claims == claims {
+		e.claims = ""
+		l.store(key, e)
+	}
+}
+
+// store keeps e, or forgets key when e knows nothing.
+func (l *ledger) store(key string, e ledgerEntry) {
+	if e == (ledgerEntry{}) {
+		l.m.Delete(key)
+		return
+	}
+	l.m.Store(key, &e)
+}

@@ -16,9 +16,15 @@ type spacing struct {
 	notBefore atomic.Int64            // Unix ns; no background refresh before
 	last      atomic.Pointer[failure] // the latest of the failures in a row; nil after a success
 	late      atomic.Int32            // tokens in a row that arrived already expired
-	renewals  atomic.Int32            // 401-driven renewals in a row of never-accepted tokens
-	renewAt   atomic.Int64            // Unix ns; no such renewal before
-	renewedOf atomic.Pointer[record]  // the token the last renewal was granted for
+	renewal   atomic.Pointer[renewal] // the last 401-driven renewal of a never-accepted token; nil: none in a row
+}
+
+// renewal is a granted 401-driven renewal of a never-accepted token: a
+// snapshot, replaced whole (a key holds none until one is granted).
+type renewal struct {
+	inARow int     // renewals in a row
+	until  int64   // Unix ns; no other renewal before
+	of     *record // the token it was granted for
 }
 
 // failure is a failed refresh and the cool-down it started.
@@ -102,22 +108,23 @@ func (s *spacing) lateToken(late bool) time.Duration {
 // decision: those to the token a renewal was granted for are granted too
 // (they join its refresh).
 func (s *spacing) mayRenew(rejected *record, accepted bool) bool {
+	last := s.renewal.Load()
 	if accepted {
-		s.renewals.Store(0)
+		if last != nil {
+			s.renewal.CompareAndSwap(last, nil)
+		}
 		return true
 	}
-	now := time.Now().UnixNano()
-	at := s.renewAt.Load()
-	if now < at {
-		return s.renewedOf.Load() == rejected
+	now, n := time.Now().UnixNano(), 0
+	if last != nil {
+		if now < last.until {
+			return last.of == rejected
+		}
+		n = last.inARow
 	}
-	n := s.renewals.Load()
-	if s.renewAt.CompareAndSwap(at, now+int64(renewalWaits.at(int(n), 0))) {
-		s.renewals.Add(1)
-		s.renewedOf.Store(rejected)
-	}
+	s.renewal.CompareAndSwap(last, &renewal{inARow: n + 1, until: now + int64(renewalWaits.at(n, 0)), of: rejected})
 	return true
 }
 
 // renewed forgets the renewal spacing: a token a person set.
-func (s *spacing) renewed() { s.renewals.Store(0) }
+func (s *spacing) renewed() { s.renewal.Store(nil) }

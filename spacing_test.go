@@ -77,7 +77,7 @@ func TestRenewalsOfNeverAcceptedTokensAreSpaced(t *testing.T) {
 		if !s.mayRenew(&record{}, true) {
 			t.Fatal("an accepted token's 401 must renew")
 		}
-		if s.renewals.Load() != 0 {
+		if s.renewal.Load() != nil {
 			t.Fatal("an accepted token did not reset the spacing")
 		}
 	})

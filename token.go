@@ -84,7 +84,7 @@ func (c *credential) load() tokenState {
 type record struct {
 	tok   *oauth2.Token
 	meta  meta
-	bound string // the thumbprint of the certificate the token is bound to (WithBoundCertificate)
+	bound *string // the thumbprint of the certificate the token is bound to (WithBoundCertificate); nil without
 }
 
 // stored returns the token as a store keeps it: with its bookkeeping.
