@@ -107,10 +107,8 @@ func noToken(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, oauthtransport.ErrNoKey):
 		code = codes.Internal
-	case ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
-	case ctx.Err() != nil && errors.Is(err, context.Canceled):
-		code = codes.Canceled
+	case ctx.Err() != nil:
+		code = status.FromContextError(ctx.Err()).Code()
 	}
 	return &tokenError{st: status.New(code, err.Error()), err: err}
 }

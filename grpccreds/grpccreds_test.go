@@ -262,6 +262,19 @@ func TestTokenEndpointDownIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestDeadlineWhileWaitingForAToken: a caller whose deadline passes while
+// the token is being fetched gets DeadlineExceeded, and nothing is sent.
+func TestDeadlineWhileWaitingForAToken(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, oauthtest.TokenDelay(time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := check(ctx, b.dial(t, b.transport(t)))
+	assert.Equal(t, codes.DeadlineExceeded, status.Code(err), "%v", err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Zero(t, b.api.calls.Load())
+}
+
 // TestRejectedThenTokenEndpointDown: a call whose token is rejected while
 // the token endpoint is down fails with Unavailable, not with the
 // rejection, and the message holds no token.
