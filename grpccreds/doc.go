@@ -35,9 +35,9 @@
 //     the call; Unavailable without one is retried only for calls made
 //     with [Idempotent] (or with RetryNonIdempotent), since the server may
 //     have acted on it.
-//   - A stream is sent again only while the caller has sent no message on
-//     it; afterwards an Unauthenticated status still drops the token, and
-//     every status reaches the caller.
+//   - A stream is opened again only while the caller has sent no message
+//     on it and received none; afterwards an Unauthenticated status still
+//     drops the token, and every status reaches the caller.
 //
 // Whatever is not retried returns its status unchanged: code, message
 // and details as the server sent them.
