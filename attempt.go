@@ -109,7 +109,7 @@ func (a *attempt) decide(resp *http.Response, err error) (step, *http.Response, 
 	}
 	a.wait = wait
 	a.logRetry(resp, v)
-	a.k.env.rec.retried(a.req.Context(), resp, v)
+	a.k.env.rec.retried(a.req.Context(), retryReason(resp), v)
 	return stepRetry, nil, nil
 }
 

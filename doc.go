@@ -125,6 +125,16 @@
 // refreshes the token: it returns an [*UnauthorizedError] matching
 // [ErrStepUpRequired].
 //
+// # gRPC and other protocols
+//
+// The module github.com/oauthtransport/oauthtransport/grpccreds puts the
+// Transport's tokens on gRPC calls. Other protocols (a WebSocket dialer, a
+// message-queue client) use what it uses: [Transport.Credential] hands out
+// one call's token, [Credential.Accepted] and [Credential.Rejected] report
+// what the server said of it, and [Transport.Retry] and
+// [Transport.Succeeded] apply the retry policy and budget, with the same
+// renewal spacing, budget and counters as HTTP requests.
+//
 // # Tokens and expiry
 //
 // Expiry comes from expires_in (also when sent as a string); without it, a
@@ -145,6 +155,7 @@
 //   - [Many accounts]: one token per user, dead grants, keep-alive
 //   - [Enterprise identity providers]: private_key_jwt, mTLS, DPoP, token exchange, discovery
 //   - [With generated and third-party API clients]
+//   - [gRPC and other protocols]
 //   - [Testing your own code]: package oauthtest, storetest
 //   - [Examples]
 //   - [Performance]
@@ -158,6 +169,7 @@
 // [Many accounts]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/many-accounts.md
 // [Enterprise identity providers]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/enterprise.md
 // [With generated and third-party API clients]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/api-clients.md
+// [gRPC and other protocols]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/grpc.md
 // [Testing your own code]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/testing.md
 // [Examples]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/examples.md
 // [Performance]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/performance.md

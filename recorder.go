@@ -95,19 +95,24 @@ func (r *recorder) replayed(ctx context.Context) {
 	r.tel.replays.Add(ctx, 1)
 }
 
-// retried records a retry, by reason (the status, or "network"), and a
-// rate-limit wait.
-func (r *recorder) retried(ctx context.Context, resp *http.Response, v verdict) {
-	reason := "network"
-	if resp != nil {
-		reason = strconv.Itoa(resp.StatusCode)
-	}
+// retried records a retry, by reason (the status, "network", or
+// "integration" for Transport.Retry), and a rate-limit wait.
+func (r *recorder) retried(ctx context.Context, reason string, v verdict) {
 	r.stats.retries.Add(1)
 	r.tel.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
 	if v.kind == kindRateLimit {
 		r.stats.limitWaits.Add(1)
 		r.tel.limitWaits.Add(ctx, 1)
 	}
+}
+
+// retryReason is the reason an HTTP retry is recorded under: the status,
+// or "network" when no response came back.
+func retryReason(resp *http.Response) string {
+	if resp == nil {
+		return "network"
+	}
+	return strconv.Itoa(resp.StatusCode)
 }
 
 // gaveUp records a rate limit that was not waited for.

@@ -247,14 +247,23 @@ func newRetrier(p RetryPolicy) *retrier { return &retrier{policy: p, budget: new
 // how long: the next of waits (the policy's, see retryWaits), or the
 // server's hint when longer.
 func (r *retrier) decide(ctx context.Context, req *http.Request, v verdict, retries int, waits backoff.BackOff) (time.Duration, stopReason) {
+	repeatable := v.class != retryUnsafe || r.policy.idempotent(req)
+	return r.next(ctx, repeatable, rewindable(req), v.hint, retries, waits)
+}
+
+// next says whether to send a try again after its retries-th retry, and
+// after how long: repeatable, whether the server may get it twice (it did
+// not act, or acting twice does no harm); replayable, whether its body can
+// be sent again; hint, the server's. The HTTP path and Transport.Retry
+// both decide here.
+func (r *retrier) next(ctx context.Context, repeatable, replayable bool, hint time.Duration, retries int, waits backoff.BackOff) (time.Duration, stopReason) {
 	p := &r.policy
-	hint := v.hint
 	switch {
-	case v.class == retryUnsafe && !p.idempotent(req):
+	case !repeatable:
 		return 0, stopMethod
 	case retries+1 >= p.MaxAttempts:
 		return 0, stopAttempts
-	case !rewindable(req):
+	case !replayable:
 		return 0, stopBody
 	case hint > p.MaxRetryAfter:
 		return 0, stopHint

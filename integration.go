@@ -1,0 +1,168 @@
+package oauthtransport
+
+// The surface for protocols other than HTTP (gRPC, a WebSocket dialer, a
+// message-queue client): a Credential for one call, and the Transport's
+// retry policy and budget. Each method does what the HTTP path does at
+// the same point and on the same parts, so that both paths share one
+// token, one renewal spacing, one retry budget and one set of counters.
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/oauthtransport/oauthtransport/store"
+)
+
+// Credential is the token a [Transport] hands to one call of another
+// protocol than HTTP (gRPC, a WebSocket dialer, a queue client): what to
+// send, and how to report what the server said of it. Get one per call
+// (or per connection attempt) from [Transport.Credential], send
+// [Credential.Authorization], then report the server's answer with
+// [Credential.Accepted] or [Credential.Rejected], as [Transport.RoundTrip]
+// does for an HTTP response. Its methods are safe for concurrent use.
+//
+// The package github.com/oauthtransport/oauthtransport/grpccreds is built
+// on it.
+type Credential struct {
+	t *Transport
+	k *credentialCache // the cache the token came from
+	c *credential
+}
+
+// Credential returns a valid token for ctx's key ([WithKey] on a keyed
+// Transport), fetching or refreshing one as RoundTrip does: it starts a
+// background refresh when the token is due for one, and waits (on ctx) for
+// the one refresh in flight only when no valid token is held. Its errors
+// are RoundTrip's before anything is sent: a *[TokenError] (matching
+// [ErrToken]) when no token can be had, [ErrNoKey] for a keyed Transport
+// without WithKey, ctx's error when ctx ends first.
+//
+// It never checks where the token goes: a caller sending it over plain
+// text to a remote host should refuse to, unless [Transport.AllowsInsecure].
+func (t *Transport) Credential(ctx context.Context) (*Credential, error) {
+	k, c, err := t.credential(ctx, (*credentialCache).current)
+	if err != nil {
+		return nil, err
+	}
+	return &Credential{t: t, k: k, c: c}, nil
+}
+
+// Token returns a copy of the token; changing it changes nothing inside
+// the Transport.
+func (c *Credential) Token() *oauth2.Token { return store.Clone(c.c.rec.tok) }
+
+// Authorization returns the value of the Authorization header (or of a
+// protocol's equivalent, such as gRPC's "authorization" metadata) to send:
+// [WithAuthorization]'s, by default "<type> <token>" ("Bearer ..."). For a
+// token bound to a key by [WithDPoP] it is "DPoP <token>" without a proof:
+// the proof signs each HTTP request, which other protocols cannot carry,
+// so a Transport used through Credential should not use WithDPoP.
+func (c *Credential) Authorization() string { return c.c.auth[0] }
+
+// Accepted reports that the server accepted the token: it answered
+// anything but "unauthenticated" (HTTP 401, gRPC codes.Unauthenticated),
+// as any other HTTP status does for RoundTrip. From then on a rejection of
+// the token always drops it (it was revoked or has expired), and ends the
+// spacing of renewals that [Credential.Rejected] applies to tokens never
+// accepted.
+func (c *Credential) Accepted() {
+	if !c.c.accepted.Load() {
+		c.c.accepted.Store(true)
+	}
+}
+
+// Rejected reports that the server rejected the token (HTTP 401, gRPC
+// codes.Unauthenticated), and reports whether sending the call once more,
+// with a new Credential, may help.
+//
+// It drops exactly this token, as RoundTrip does after a 401: by
+// compare-and-swap, so that a newer token installed meanwhile (by another
+// call's rejection or the background refresh) survives, and the next
+// [Transport.Credential] waits for one new token shared by every call
+// rejected with this one; it counts an invalidation (when this call
+// dropped it) and a replay in [Stats] and the metrics. A token the server
+// has never accepted is likely rejected for another reason (a wrong
+// audience, a server that rejects every token): renewals of such tokens
+// are spaced out (the first at once, then after 1s, 2s, 4s, ... up to 5
+// minutes, until a token is accepted), one spacing per key shared with
+// the HTTP path. When the spacing holds a renewal back, Rejected drops
+// nothing and returns false: return the rejection as final.
+//
+// Send the call again at most once per rejection, as RoundTrip does.
+func (c *Credential) Rejected(ctx context.Context) bool {
+	if !c.k.spacing.mayRenew(c.c.rec, c.c.accepted.Load()) {
+		c.k.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token rejected; it was never accepted and renewals are spaced out",
+			slog.String("token", c.c.fingerprint()))
+		return false
+	}
+	c.k.invalidate(ctx, c.c)
+	if k := c.t.successor(c.k); k != nil {
+		k.invalidate(ctx, c.c) // the key's cache was evicted meanwhile; its successor may hold the token anew
+	}
+	c.k.env.rec.replayed(ctx)
+	return true
+}
+
+// Retry says whether to try a call of another protocol again after a
+// failure a retry can fix (a rate limit, the server unavailable) of its
+// attempt-th try (1 for the first), and how long to wait first, under the
+// Transport's [RetryPolicy] and its retry budget, shared with RoundTrip.
+//
+// The wait is the policy's backoff for that retry, or hint, the server's
+// own (such as Retry-After or gRPC's google.rpc.RetryInfo; zero when it
+// sent none), when that is longer. It returns false, and the caller
+// returns the failure as final, once attempt reaches MaxAttempts, when
+// hint exceeds MaxRetryAfter, while the budget is spent, or when the wait
+// would end after ctx's deadline; and when idempotent is false, unless
+// RetryNonIdempotent: pass true when the server did not act on the try
+// (a rate limit) or acting twice does no harm.
+//
+// Every call spends from the budget as a retryable HTTP failure does;
+// [Transport.Succeeded] earns it back. A retry is counted in [Stats]
+// (Retries) and the metrics (reason "integration"); one the server hinted
+// at counts as a rate-limit wait, and a hinted one not waited for (past
+// MaxRetryAfter or the deadline) as a rate-limit fail-fast. Retry does not
+// sleep.
+func (t *Transport) Retry(ctx context.Context, attempt int, hint time.Duration, idempotent bool) (time.Duration, bool) {
+	r := t.retrier
+	r.budget.failure()
+	retries := max(attempt, 1) - 1
+	v := verdict{class: retrySafe, hint: hint}
+	if hint > 0 {
+		v.kind = kindRateLimit
+	}
+	waits := &waits{p: retryWaits(r.policy), n: retries}
+	wait, why := r.next(ctx, idempotent || r.policy.RetryNonIdempotent, true, hint, retries, waits)
+	if why != stopNone {
+		t.env.rec.gaveUp(ctx, v, why)
+		return 0, false
+	}
+	t.env.rec.retried(ctx, "integration", v)
+	return wait, true
+}
+
+// Succeeded reports that a call of another protocol succeeded: it earns
+// back retry budget as a successful HTTP response does (see
+// [RetryPolicy].RetryBudget).
+func (t *Transport) Succeeded() { t.retrier.budget.success() }
+
+// AllowsInsecure reports whether [WithInsecureHTTP] was given: whether a
+// token may be sent without transport security (over plain text to a
+// remote host). An integration should refuse to send one otherwise.
+func (t *Transport) AllowsInsecure() bool { return t.opts.insecureHTTP }
+
+// successor returns the cache that replaced k in memory after a keyed
+// Transport evicted k's key, or nil.
+func (t *Transport) successor(k *credentialCache) *credentialCache {
+	if t.keyed == nil {
+		return nil
+	}
+	v, ok := t.keyed.m.Load(k.name)
+	if !ok || v.(*credentialCache) == k {
+		return nil
+	}
+	return v.(*credentialCache)
+}
