@@ -14,12 +14,19 @@
 // refresh token's family. The API (APIURL) accepts only live access
 // tokens and echoes what it received as JSON (APIResponse).
 //
+// A person's grant is served too: the authorization code grant with
+// PKCE through a loopback redirect (AuthURL, RFC 8252, with the RFC 9207
+// iss in the redirect). No browser is needed: a scripted person (Person,
+// Approve, Deny) answers in place of one, and the tokens this grant
+// issues refresh like any other.
+//
 // Knobs inject faults: scripted token endpoint failures (FailTokens), a
 // slow token endpoint (TokenDelay), revocation (Revoke, RevokeAll), an API
 // that rejects every token (AlwaysReject), clients that must send their
 // secret in the body (ClientSecretPostOnly). Counters tell what happened:
-// TokenCalls, APICalls, APIRejected, Reuses. Every method is safe for
-// concurrent use.
+// TokenCalls, APICalls, APIRejected, Reuses, and for a person's grants
+// AuthorizationRequests, CodeExchanges, PKCEChecks. Every
+// method is safe for concurrent use.
 package oauthtest
 
 import (
@@ -34,10 +41,16 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 )
 
-// Client credentials the server accepts unless told otherwise.
+// Clients the server knows. ClientID is a confidential client that
+// authenticates with ClientSecret (or an assertion, see ClientKey and
+// JWTSecret). PublicClientID is a public client, a native app without a
+// secret (RFC 8252): it sends only its client_id, and may use the
+// authorization code grant and the refresh-token grant,
+// not the client-credentials grant.
 const (
-	ClientID     = "test-client"
-	ClientSecret = "test-secret"
+	ClientID       = "test-client"
+	ClientSecret   = "test-secret"
+	PublicClientID = "test-public-client"
 )
 
 // Server is an authorization server and protected API. Its methods are safe
@@ -47,8 +60,12 @@ type Server struct {
 	TokenURL  string // the token endpoint
 	RevokeURL string // the RFC 7009 revocation endpoint
 	APIURL    string // the protected API; any path below it
+	// AuthURL is the authorization endpoint of the authorization code
+	// grant with PKCE (see [Server.Person]).
+	AuthURL string
 
 	tokenCalls, apiCalls, apiRejected, reuses atomic.Int64
+	revocations                               atomic.Int64
 	asNonceChallenges, rsNonceChallenges      atomic.Int64
 
 	mu         sync.Mutex
@@ -67,6 +84,9 @@ type Server struct {
 	clientKey          any                 // ClientKey
 	jtis               map[string]struct{} // DPoP proofs and assertions seen
 	requests           []TokenRequest
+
+	person func(*http.Request) Decision // nil: Approve
+	authz  authorizeState
 }
 
 type rotated struct {
@@ -81,7 +101,11 @@ type grant struct {
 	jkt    string // DPoP-bound to this key
 }
 
-type family struct{ revoked bool }
+// family is the tokens a grant gave, refreshed from one another.
+type family struct {
+	revoked bool
+	client  string // the client it was issued to, the only one that may refresh it
+}
 
 // Failure is a scripted token endpoint failure.
 type Failure struct {
@@ -121,6 +145,7 @@ func New(opts ...Option) *Server {
 		jtis:     make(map[string]struct{}),
 		asNonce:  "as-" + randomHex(),
 		rsNonce:  "rs-" + randomHex(),
+		authz:    authorizeState{codes: make(map[string]*authCode)},
 	}
 	for _, o := range opts {
 		o(s)
@@ -131,10 +156,12 @@ func New(opts ...Option) *Server {
 	mux.HandleFunc("/api/", s.serveAPI)
 	mux.HandleFunc("GET /.well-known/openid-configuration", s.serveMetadata)
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.serveMetadata)
+	mux.HandleFunc("GET /authorize", s.serveAuthorize)
 	s.Server = httptest.NewServer(mux)
 	s.TokenURL = s.URL + "/token"
 	s.RevokeURL = s.URL + "/revoke"
 	s.APIURL = s.URL + "/api/"
+	s.AuthURL = s.URL + "/authorize"
 	return s
 }
 
@@ -151,19 +178,32 @@ func (s *Server) ClientCredentials() *clientcredentials.Config {
 	return &clientcredentials.Config{ClientID: ClientID, ClientSecret: ClientSecret, TokenURL: s.TokenURL, AuthStyle: oauth2.AuthStyleInHeader}
 }
 
-// OAuth2Config returns a config for the refresh-token grant.
+// OAuth2Config returns a config for the confidential client ClientID,
+// with every endpoint: for the refresh-token grant, the authorization code
+// grant (set RedirectURL).
 func (s *Server) OAuth2Config() *oauth2.Config {
-	return &oauth2.Config{ClientID: ClientID, ClientSecret: ClientSecret,
-		Endpoint: oauth2.Endpoint{TokenURL: s.TokenURL, AuthStyle: oauth2.AuthStyleInHeader}}
+	return &oauth2.Config{ClientID: ClientID, ClientSecret: ClientSecret, Endpoint: s.endpoint(oauth2.AuthStyleInHeader)}
 }
 
-// IssueRefreshToken returns a new refresh token, as an authorization-code
-// grant would have.
+// PublicConfig returns a config for the public client PublicClientID (no
+// secret; the client_id in the body), with every endpoint, for the grant
+// a person authorizes and the refresh-token grant. Set RedirectURL for the
+// authorization code grant.
+func (s *Server) PublicConfig() *oauth2.Config {
+	return &oauth2.Config{ClientID: PublicClientID, Endpoint: s.endpoint(oauth2.AuthStyleInParams)}
+}
+
+func (s *Server) endpoint(style oauth2.AuthStyle) oauth2.Endpoint {
+	return oauth2.Endpoint{AuthURL: s.AuthURL, TokenURL: s.TokenURL, AuthStyle: style}
+}
+
+// IssueRefreshToken returns a new refresh token for ClientID, as an
+// authorization-code grant would have.
 func (s *Server) IssueRefreshToken() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rt := "rt-" + randomHex()
-	s.refresh[rt] = &family{}
+	s.refresh[rt] = &family{client: ClientID}
 	return rt
 }
 
@@ -179,6 +219,9 @@ func (s *Server) Reuses() int64 { return s.reuses.Load() }
 
 // APIRejected returns how many API requests were answered 401.
 func (s *Server) APIRejected() int64 { return s.apiRejected.Load() }
+
+// RevokeCalls returns how many requests the revocation endpoint received.
+func (s *Server) RevokeCalls() int64 { return s.revocations.Load() }
 
 // FailTokens makes the next token requests fail, one Failure each.
 func (s *Server) FailTokens(fs ...Failure) {
