@@ -14,11 +14,11 @@ import (
 func (s *Server) serveMetadata(w http.ResponseWriter, _ *http.Request) {
 	md := map[string]any{
 		"issuer": s.URL, "token_endpoint": s.TokenURL, "revocation_endpoint": s.RevokeURL,
-		"authorization_endpoint":                         s.AuthURL,
+		"authorization_endpoint": s.AuthURL, "device_authorization_endpoint": s.DeviceAuthURL,
 		"response_types_supported":                       []string{"code"},
 		"code_challenge_methods_supported":               []string{"S256"},
 		"authorization_response_iss_parameter_supported": true,
-		"grant_types_supported": []string{"authorization_code", "refresh_token", "client_credentials",
+		"grant_types_supported": []string{"authorization_code", "refresh_token", deviceGrantType, "client_credentials",
 			"urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:grant-type:jwt-bearer"},
 		"token_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt", "none"},
 		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256", "PS256", "ES256", "EdDSA", "HS256"},

@@ -47,9 +47,13 @@ func RedirectURIs(uris ...string) Option {
 
 // Person sets who answers authorization requests from now on, in place of
 // a person at a browser; nil restores the default, [Approve]. decide is
-// called without any lock held, once per request to the authorization
-// endpoint that names a known client and an acceptable redirect URI (r is
-// that request; its query is the authorization request).
+// called without any lock held, once per authorization request that the
+// authorization endpoint accepts (a known client, an acceptable redirect
+// URI, response_type=code, a state and an S256 code_challenge; r is that
+// request, its query the authorization request), and once per
+// device code that is decided by a visit to its verification URI or by
+// [DeviceDecisionAfter] (r is then the device authorization request: its
+// PostForm holds the client_id and the scope).
 func (s *Server) Person(decide func(r *http.Request) Decision) {
 	s.mu.Lock()
 	s.person = decide

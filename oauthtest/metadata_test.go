@@ -20,6 +20,7 @@ func TestMetadataAdvertisesPersonGrants(t *testing.T) {
 		var md struct {
 			Issuer                   string   `json:"issuer"`
 			AuthorizationEndpoint    string   `json:"authorization_endpoint"`
+			DeviceEndpoint           string   `json:"device_authorization_endpoint"`
 			TokenEndpoint            string   `json:"token_endpoint"`
 			RevocationEndpoint       string   `json:"revocation_endpoint"`
 			ResponseTypes            []string `json:"response_types_supported"`
@@ -33,12 +34,14 @@ func TestMetadataAdvertisesPersonGrants(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, srv.URL, md.Issuer, path)
 		assert.Equal(t, srv.AuthURL, md.AuthorizationEndpoint, path)
+		assert.Equal(t, srv.DeviceAuthURL, md.DeviceEndpoint, path)
 		assert.Equal(t, srv.TokenURL, md.TokenEndpoint, path)
 		assert.Equal(t, srv.RevokeURL, md.RevocationEndpoint, path)
 		assert.Equal(t, []string{"code"}, md.ResponseTypes, path)
 		assert.Equal(t, []string{"S256"}, md.ChallengeMethods, path)
 		assert.True(t, md.ISSParameter, path)
-		assert.Subset(t, md.GrantTypes, []string{"authorization_code", "refresh_token", "client_credentials"}, path)
+		assert.Subset(t, md.GrantTypes, []string{"authorization_code", "refresh_token",
+			"urn:ietf:params:oauth:grant-type:device_code", "client_credentials"}, path)
 		assert.Contains(t, md.TokenEndpointAuthMethods, "none", path)
 		assert.Contains(t, md.RevocationAuthMethods, "none", path)
 	}

@@ -14,18 +14,19 @@
 // refresh token's family. The API (APIURL) accepts only live access
 // tokens and echoes what it received as JSON (APIResponse).
 //
-// A person's grant is served too: the authorization code grant with
+// A person's grants are served too: the authorization code grant with
 // PKCE through a loopback redirect (AuthURL, RFC 8252, with the RFC 9207
-// iss in the redirect). No browser is needed: a scripted person (Person,
-// Approve, Deny) answers in place of one, and the tokens this grant
-// issues refresh like any other.
+// iss in the redirect) and the device grant (DeviceAuthURL, RFC 8628).
+// No browser is needed: a scripted person (Person, Approve, Deny,
+// ApproveDevice, DeviceDecisionAfter) answers in place of one, and the
+// tokens these grants issue refresh like any other.
 //
 // Knobs inject faults: scripted token endpoint failures (FailTokens), a
 // slow token endpoint (TokenDelay), revocation (Revoke, RevokeAll), an API
 // that rejects every token (AlwaysReject), clients that must send their
 // secret in the body (ClientSecretPostOnly). Counters tell what happened:
 // TokenCalls, APICalls, APIRejected, Reuses, and for a person's grants
-// AuthorizationRequests, CodeExchanges, PKCEChecks. Every
+// AuthorizationRequests, CodeExchanges, PKCEChecks, DevicePolls. Every
 // method is safe for concurrent use.
 package oauthtest
 
@@ -45,7 +46,7 @@ import (
 // authenticates with ClientSecret (or an assertion, see ClientKey and
 // JWTSecret). PublicClientID is a public client, a native app without a
 // secret (RFC 8252): it sends only its client_id, and may use the
-// authorization code grant and the refresh-token grant,
+// authorization code grant, the device grant and the refresh-token grant,
 // not the client-credentials grant.
 const (
 	ClientID       = "test-client"
@@ -63,6 +64,12 @@ type Server struct {
 	// AuthURL is the authorization endpoint of the authorization code
 	// grant with PKCE (see [Server.Person]).
 	AuthURL string
+	// DeviceAuthURL is the device authorization endpoint (RFC 8628). A
+	// confidential client authenticates there as at the token endpoint;
+	// x/oauth2's DeviceAuth sends only the client_id, so give it
+	// oauth2.SetAuthURLParam("client_secret", ClientSecret), or use the
+	// public client ([Server.PublicConfig]).
+	DeviceAuthURL string
 
 	tokenCalls, apiCalls, apiRejected, reuses atomic.Int64
 	revocations                               atomic.Int64
@@ -87,6 +94,7 @@ type Server struct {
 
 	person func(*http.Request) Decision // nil: Approve
 	authz  authorizeState
+	device deviceState
 }
 
 type rotated struct {
@@ -146,6 +154,7 @@ func New(opts ...Option) *Server {
 		asNonce:  "as-" + randomHex(),
 		rsNonce:  "rs-" + randomHex(),
 		authz:    authorizeState{codes: make(map[string]*authCode)},
+		device:   newDeviceState(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -157,11 +166,14 @@ func New(opts ...Option) *Server {
 	mux.HandleFunc("GET /.well-known/openid-configuration", s.serveMetadata)
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.serveMetadata)
 	mux.HandleFunc("GET /authorize", s.serveAuthorize)
+	mux.HandleFunc("POST /device_authorization", s.serveDeviceAuthorization)
+	mux.HandleFunc("GET /device", s.serveVerification)
 	s.Server = httptest.NewServer(mux)
 	s.TokenURL = s.URL + "/token"
 	s.RevokeURL = s.URL + "/revoke"
 	s.APIURL = s.URL + "/api/"
 	s.AuthURL = s.URL + "/authorize"
+	s.DeviceAuthURL = s.URL + "/device_authorization"
 	return s
 }
 
@@ -180,13 +192,13 @@ func (s *Server) ClientCredentials() *clientcredentials.Config {
 
 // OAuth2Config returns a config for the confidential client ClientID,
 // with every endpoint: for the refresh-token grant, the authorization code
-// grant (set RedirectURL).
+// grant (set RedirectURL) and the device grant (see DeviceAuthURL).
 func (s *Server) OAuth2Config() *oauth2.Config {
 	return &oauth2.Config{ClientID: ClientID, ClientSecret: ClientSecret, Endpoint: s.endpoint(oauth2.AuthStyleInHeader)}
 }
 
 // PublicConfig returns a config for the public client PublicClientID (no
-// secret; the client_id in the body), with every endpoint, for the grant
+// secret; the client_id in the body), with every endpoint, for the grants
 // a person authorizes and the refresh-token grant. Set RedirectURL for the
 // authorization code grant.
 func (s *Server) PublicConfig() *oauth2.Config {
@@ -194,7 +206,7 @@ func (s *Server) PublicConfig() *oauth2.Config {
 }
 
 func (s *Server) endpoint(style oauth2.AuthStyle) oauth2.Endpoint {
-	return oauth2.Endpoint{AuthURL: s.AuthURL, TokenURL: s.TokenURL, AuthStyle: style}
+	return oauth2.Endpoint{AuthURL: s.AuthURL, DeviceAuthURL: s.DeviceAuthURL, TokenURL: s.TokenURL, AuthStyle: style}
 }
 
 // IssueRefreshToken returns a new refresh token for ClientID, as an

@@ -39,6 +39,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		s.refreshGrant(w, r.PostFormValue("refresh_token"), client, p)
 	case "authorization_code":
 		s.codeGrant(w, r, client, p)
+	case deviceGrantType:
+		s.deviceGrant(w, r, client, p)
 	case "urn:ietf:params:oauth:grant-type:token-exchange":
 		s.exchangeGrant(w, r, p)
 	case "urn:ietf:params:oauth:grant-type:jwt-bearer":
