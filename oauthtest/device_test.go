@@ -33,9 +33,10 @@ func TestDeviceFlowPendingThenApproved(t *testing.T) {
 	cfg.Scopes = []string{"read"}
 	da, err := cfg.DeviceAuth(context.Background())
 	require.NoError(t, err)
-	assert.Regexp(t, regexp.MustCompile(`^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$`), da.UserCode)
+	assert.True(t, regexp.MustCompile(`^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$`).MatchString(da.UserCode),
+		"a user code of RFC 8628 §6.1's consonants, XXXX-XXXX")
 	assert.Equal(t, srv.URL+"/device", da.VerificationURI)
-	assert.Equal(t, da.VerificationURI+"?user_code="+da.UserCode, da.VerificationURIComplete)
+	assert.True(t, da.VerificationURIComplete == da.VerificationURI+"?user_code="+da.UserCode, "verification_uri_complete")
 	assert.EqualValues(t, 1, da.Interval)
 	assert.WithinDuration(t, time.Now().Add(10*time.Minute), da.Expiry, time.Minute)
 
@@ -49,7 +50,7 @@ func TestDeviceFlowPendingThenApproved(t *testing.T) {
 	// The refresh token rotates like any other.
 	next, err := cfg.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	require.NoError(t, err)
-	assert.NotEqual(t, tok.RefreshToken, next.RefreshToken)
+	assert.True(t, next.RefreshToken != tok.RefreshToken, "the refresh token rotated")
 
 	// A device code gives its tokens once.
 	_, err = cfg.Exchange(context.Background(), "", oauth2.SetAuthURLParam("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
@@ -107,7 +108,7 @@ func TestDeviceDenied(t *testing.T) {
 	require.True(t, srv.DenyDevice(da.UserCode))
 	_, err = cfg.DeviceAccessToken(context.Background(), da)
 	assert.Equal(t, "access_denied", oauthErrorCode(t, err))
-	assert.NotContains(t, err.Error(), da.DeviceCode)
+	assert.False(t, strings.Contains(err.Error(), da.DeviceCode), "the error never holds the device code")
 	assert.EqualValues(t, 1, srv.DevicePolls())
 }
 
