@@ -37,7 +37,8 @@ func DeviceCodeLifetime(d time.Duration) Option { return func(s *Server) { s.dev
 // themselves once it has been answered authorization_pending polls times
 // (zero: at its first poll), as [Server.Person] decides (approve by
 // default). Without it, a device code waits for [Server.ApproveDevice],
-// [Server.DenyDevice] or a visit to its verification_uri_complete.
+// [Server.DenyDevice] or a visit to its verification_uri_complete; a
+// negative polls restores that.
 func DeviceDecisionAfter(polls int) Option { return func(s *Server) { s.device.decideAfter = polls } }
 
 // ApproveDevice approves the device code that userCode stands for, as a
