@@ -20,9 +20,9 @@ import (
 // ErrForbidden, [RateLimitError] ErrRateLimited, [ServerError] ErrServer,
 // [TokenError] ErrToken); two also match a second one that narrows it: an
 // UnauthorizedError whose challenge asks for a step-up matches
-// ErrStepUpRequired, and a TokenError for a dead grant
-// ErrReauthRequired. ErrBodyNotRewindable is matched beside the error it
-// stands for.
+// ErrStepUpRequired, and a TokenError matches ErrReauthRequired for a dead
+// grant and ErrAuthorizationDenied for a refused authorization.
+// ErrBodyNotRewindable is matched beside the error it stands for.
 var (
 	// ErrUnauthorized matches a final 401 (*UnauthorizedError).
 	ErrUnauthorized = errors.New("oauthtransport: unauthorized")
@@ -46,6 +46,12 @@ var (
 	// and the refresh token may have been rotated. A passing failure (the
 	// IdP down, the store's lock unavailable) never matches it.
 	ErrReauthRequired = errors.New("oauthtransport: the grant is dead; a person must authorize again")
+	// ErrAuthorizationDenied matches a *TokenError when the person or the
+	// server refused an authorization: its Code is the server's
+	// access_denied (the person said no) or expired_token (a device code
+	// expired before the person approved it), or it has no Code because a
+	// login timed out locally. Asking again starts a new login.
+	ErrAuthorizationDenied = errors.New("oauthtransport: the authorization was denied")
 	// ErrInsecureTransport is returned when a token would have gone over
 	// plain http to a host that is not loopback. Nothing was sent. See
 	// [WithInsecureHTTP].
@@ -203,6 +209,7 @@ type TokenError struct {
 
 	temporary bool // the refresher held back for a reason that passes (a lock, a peer's refresh)
 	reauth    bool // the grant is dead: ErrReauthRequired
+	denied    bool // a login timed out locally: ErrAuthorizationDenied
 }
 
 // temporaryError is a refresh the refresher did not attempt, or gave up
@@ -237,13 +244,25 @@ func (e *TokenError) Error() string {
 	if e.reauth {
 		b.WriteString(": the grant is dead; a person must authorize again")
 	}
+	if e.denied {
+		b.WriteString(": the login timed out")
+	}
 	return b.String()
 }
 
-// Is reports whether target is [ErrToken], or [ErrReauthRequired] for a
-// dead grant.
+// Is reports whether target is [ErrToken], [ErrReauthRequired] for a dead
+// grant, or [ErrAuthorizationDenied] for a refused authorization (Code
+// access_denied or expired_token, or a login that timed out locally).
 func (e *TokenError) Is(target error) bool {
-	return target == ErrToken || (target == ErrReauthRequired && e.reauth)
+	switch target {
+	case ErrToken:
+		return true
+	case ErrReauthRequired:
+		return e.reauth
+	case ErrAuthorizationDenied:
+		return e.denied || e.Code == "access_denied" || e.Code == "expired_token"
+	}
+	return false
 }
 
 // Unwrap returns the underlying cause.
@@ -252,12 +271,13 @@ func (e *TokenError) Unwrap() error { return e.Err }
 // Temporary reports whether the failure may go away by itself: the token
 // endpoint answered 5xx or 429, or could not be reached, or the refresher
 // held back for a passing reason (the store's lock, a peer's refresh, a
-// refresh that did not finish in time). A dead grant is not temporary.
+// refresh that did not finish in time). A dead grant is not temporary, nor
+// is a refused authorization.
 func (e *TokenError) Temporary() bool {
 	switch {
 	case e.temporary:
 		return true
-	case e.reauth:
+	case e.reauth, e.denied:
 		return false
 	case e.StatusCode >= 500, e.StatusCode == http.StatusTooManyRequests:
 		return true

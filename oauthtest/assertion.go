@@ -28,7 +28,7 @@ func ClientKey(pub crypto.PublicKey) Option { return func(s *Server) { s.clientK
 // TokenRequest is one request the token endpoint received.
 type TokenRequest struct {
 	Form       url.Values // the form as sent, client secrets and assertions included
-	AuthMethod string     // client_secret_basic, client_secret_post, private_key_jwt or client_secret_jwt
+	AuthMethod string     // client_secret_basic, client_secret_post, private_key_jwt, client_secret_jwt, or none (PublicClientID)
 	DPoP       bool       // it carried a valid DPoP proof
 }
 
