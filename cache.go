@@ -62,6 +62,7 @@ type ask struct {
 	background bool
 	replace    *credential
 	claims     string            // the claims a claims challenge asked for (JSON), if any
+	noLogin    bool              // never ask a person to sign in (the keep-alive)
 	parent     trace.SpanContext // the asking request's span, for the refresh's
 }
 
@@ -76,8 +77,14 @@ func (k *credentialCache) slot() slot {
 }
 
 func (k *credentialCache) flightEnv() flightEnv {
-	return flightEnv{life: k.env.life, timeout: k.env.opts.refreshTimeout, log: k.env.log,
+	e := flightEnv{life: k.env.life, timeout: k.env.opts.refreshTimeout, log: k.env.log,
 		key: func() string { return k.env.keys.of(k.name, k.src) }}
+	if _, ok := k.src.(interactive); ok {
+		if d, login := needsLogin(k.src, k.seen.Load(), k.env.ledger.entry(e.key()).lostRT != ""); login {
+			e.timeout += d // a waiting caller may sign a person in
+		}
+	}
+	return e
 }
 
 // current returns a usable credential: the cached one while it has not
@@ -176,9 +183,12 @@ func (k *credentialCache) obtain(ctx context.Context, a ask) (*credential, error
 	if a.claims == "" {
 		a.claims = k.env.ledger.entry(k.slot().key).claims
 	}
+	a.noLogin = a.noLogin || !loginAllowed(ctx)
+	_, interactive := k.src.(interactive)
 	for range 3 {
-		if err := k.spacing.coolingDown(); err != nil && !k.revived(ctx, err) {
-			return nil, err
+		err := k.spacing.coolingDown()
+		if err != nil && !k.revived(ctx, err) && !(interactive && !a.noLogin && errors.Is(err, ErrReauthRequired)) {
+			return nil, err // a dead grant's cool-down holds back token requests, never a login
 		}
 		run := func(ctx context.Context) (*credential, error) { return k.refresh(ctx, a) }
 		if k.env.life.closed.Load() {
@@ -224,21 +234,13 @@ func (k *credentialCache) refresh(ctx context.Context, a ask) (*credential, erro
 	ctx, span := k.env.rec.startRefresh(ctx, a.parent, a.background)
 	var c *credential
 	var outcome string
-	err := protect(ctx, k.env.log, "a token refresh (Source, Store, Locker or WithAuthorization)", k.secrets(), func() (err error) {
+	err := protect(ctx, k.env.log, "a token refresh (Source, Store, Locker or WithAuthorization)", k.seen.Load().secrets(), func() (err error) {
 		c, outcome, err = k.protocol(a).run(ctx)
 		return err
 	})
 	switch {
 	case err == nil:
-		if !c.late {
-			k.spacing.reset()
-		}
-		if outcome == outcomeFetched {
-			k.spaceLate(ctx, c)
-			if a.claims != "" {
-				k.env.ledger.gotClaims(k.slot().key, a.claims)
-			}
-		}
+		k.succeeded(ctx, c, outcome, a)
 		k.env.rec.refreshEnded(ctx, span, start, outcome, c.fingerprint(), a.background)
 		return c, nil
 	case errors.Is(err, errClosed):
@@ -246,7 +248,31 @@ func (k *credentialCache) refresh(ctx context.Context, a ask) (*credential, erro
 		return nil, err
 	}
 	k.env.rec.refreshEnded(ctx, span, start, outcomeError, "", a.background)
-	return nil, k.failed(ctx, asTokenError(err).withoutSecrets(k.secrets()...), a.background)
+	te := asTokenError(err).withoutSecrets(k.seen.Load().secrets()...)
+	if outcome == outcomeLogin {
+		return nil, te // a failed login is not retried, nor held back: the next waiting caller may start another
+	}
+	return nil, k.failed(ctx, te, a.background)
+}
+
+// succeeded ends the failure cool-down, spaces out the refreshes of
+// tokens that keep arriving already expired (see spacing.lateToken), and
+// ends a claims challenge once a token with its claims is installed.
+func (k *credentialCache) succeeded(ctx context.Context, c *credential, outcome string, a ask) {
+	if !c.late {
+		k.spacing.reset()
+	}
+	if outcome != outcomeFetched && outcome != outcomeLogin {
+		return
+	}
+	if a.claims != "" {
+		k.env.ledger.gotClaims(k.slot().key, a.claims)
+	}
+	if d := k.spacing.lateToken(c.late); d > 0 {
+		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: the token arrived already expired (expires_in not positive, "+
+			"or a JWT exp in the past: is a clock wrong?); using it, and refreshing again in a while",
+			slog.String("key", k.slot().key), slog.String("token", c.fingerprint()), slog.Duration("next_refresh_in", d))
+	}
 }
 
 // failed starts the cool-down of a refresh failure and logs it: at warn
@@ -263,20 +289,10 @@ func (k *credentialCache) failed(ctx context.Context, te *TokenError, background
 	return te
 }
 
-// spaceLate spaces out the refreshes of tokens that keep arriving already
-// expired (see spacing.lateToken).
-func (k *credentialCache) spaceLate(ctx context.Context, c *credential) {
-	if d := k.spacing.lateToken(c.late); d > 0 {
-		k.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: the token arrived already expired (expires_in not positive, "+
-			"or a JWT exp in the past: is a clock wrong?); using it, and refreshing again in a while",
-			slog.String("key", k.slot().key), slog.String("token", c.fingerprint()), slog.Duration("next_refresh_in", d))
-	}
-}
-
 // protocol is one run of the refresh protocol for this key.
 func (k *credentialCache) protocol(a ask) *protocol {
 	return &protocol{env: k.env, src: k.src, slot: k.slot(), seen: &k.seen, persist: &k.persist, install: k.install,
-		background: a.background, claims: a.claims}
+		drop: k.drop, background: a.background, claims: a.claims, mayLogin: !a.background && !a.noLogin}
 }
 
 // install makes rec the current token, unless a newer one was installed
@@ -310,6 +326,15 @@ func (k *credentialCache) install(rec *record, fetched bool) (*credential, error
 	return c, nil
 }
 
+// drop makes rec, a record of marks alone (a revoked grant), the newest
+// known, and the key holds no token; callers hold the persister's order.
+func (k *credentialCache) drop(rec *record) {
+	k.seen.Store(rec)
+	if old := k.cur.Swap(nil); old != nil {
+		old.disarm()
+	}
+}
+
 // announce calls the WithTokenChange hook with a copy of a new token; the
 // persister's order keeps calls for one key from overlapping. A panic in
 // it is logged, and the token stays installed.
@@ -318,7 +343,7 @@ func (k *credentialCache) announce(rec *record) {
 	if f == nil {
 		return
 	}
-	_ = protect(context.Background(), k.env.log, "the WithTokenChange function", k.secrets(), func() error {
+	_ = protect(context.Background(), k.env.log, "the WithTokenChange function", k.seen.Load().secrets(), func() error {
 		f(k.name, store.Clone(rec.tok))
 		return nil
 	})
@@ -369,9 +394,6 @@ func (k *credentialCache) retire() bool {
 	}
 	return k.flights.retire()
 }
-
-// secrets are the values redacted from a recovered panic.
-func (k *credentialCache) secrets() []string { return k.seen.Load().secrets() }
 
 // spends reports whether refreshing from base through src presents a
 // refresh token.

@@ -8,6 +8,7 @@ package oauthtransport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -55,12 +56,17 @@ func checkDead(base *record) error {
 		return nil
 	}
 	age := time.Since(time.UnixMilli(base.meta.dead))
-	if age >= deadPatience {
+	var te *TokenError
+	switch revoked := base.meta.refusal != nil && base.meta.refusal.Code == revokedCode; {
+	case revoked:
+		te = reauthError(errors.New("the grant was ended by Transport.Revoke"))
+	case age >= deadPatience:
 		return nil
+	default:
+		te = reauthError(fmt.Errorf("the token endpoint refused this key's refresh token %v ago (recorded in the "+
+			"store); it is not presented again before %v have passed, or until a new token is set",
+			age.Round(time.Second), deadPatience))
 	}
-	te := reauthError(fmt.Errorf("the token endpoint refused this key's refresh token %v ago (recorded in the "+
-		"store); it is not presented again before %v have passed, or until a new token is set",
-		age.Round(time.Second), deadPatience))
 	if r := base.meta.refusal; r != nil {
 		te.Code, te.Description, te.StatusCode = r.Code, r.Description, r.Status
 	}

@@ -160,7 +160,7 @@ func (kp *keeper) refresh(ctx context.Context, key storedKey, pace *pacer) (bool
 	if err := pace.wait(ctx); err != nil {
 		return false, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, kp.env.opts.refreshTimeout)
+	ctx, cancel := context.WithTimeout(withoutLogin(ctx), kp.env.opts.refreshTimeout)
 	defer cancel()
 	c, err := k.current(ctx) // the stored token, or a new one if it had expired
 	if err != nil || time.Since(time.UnixMilli(c.rec.meta.obtained)) < kp.policy.idle {

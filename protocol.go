@@ -92,7 +92,9 @@ type protocol struct {
 	seen       *atomic.Pointer[record] // the newest token known
 	persist    *persister
 	install    func(rec *record, fetched bool) (*credential, error) // under the persister's order
+	drop       func(rec *record)                                    // a revoked grant: no token; under the persister's order
 	background bool
+	mayLogin   bool   // a caller waits: an interactive source may ask the person
 	claims     string // asked for by a claims challenge: the token must be fetched with them
 	bound      string // the certificate in use when the token was requested (WithBoundCertificate)
 }
@@ -121,13 +123,19 @@ func (p *protocol) run(ctx context.Context) (*credential, string, error) {
 		c, err := p.publish(ctx, nil, base, nil, false)
 		return c, outcomeAdopted, err
 	}
+	if refreshTokenOf(base) == sourcesOwn && p.interactive() {
+		return p.login(ctx, base, l) // no grant yet, or a revoked one
+	}
 	if err := p.check(base); err != nil {
-		return nil, "", err
+		return p.loginAfter(ctx, base, l, err)
 	}
 	rec, err := p.spend(ctx, base, l)
 	if err != nil {
 		c, err := p.afterFailure(ctx, base, err)
-		return c, outcomeAdopted, err
+		if err != nil {
+			return p.loginAfter(ctx, base, l, err)
+		}
+		return c, outcomeAdopted, nil
 	}
 	if p.env.opts.boundCert != nil {
 		rec.bound = boundTo(rec.tok, func() string { return p.bound })
@@ -136,7 +144,8 @@ func (p *protocol) run(ctx context.Context) (*credential, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	p.fetched(ctx, c)
+	p.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token fetched", slog.String("key", p.slot.key),
+		slog.String("token", c.fingerprint()), slog.Time("expiry", c.rec.tok.Expiry), slog.Bool("background", p.background))
 	return c, outcomeFetched, nil
 }
 
@@ -150,7 +159,10 @@ func (p *protocol) lock(ctx context.Context) (*lease, error) {
 	if h := p.persist.held.Swap(nil); h != nil {
 		h.free() // our own, kept for an unsaved token: take it anew
 	}
-	ttl := p.lockTTL()
+	ttl := p.env.opts.refreshTimeout + min(p.env.opts.refreshTimeout, 5*time.Second) // outlasts one refresh
+	if d, login := needsLogin(p.src, p.seen.Load(), p.env.ledger.entry(p.slot.key).lostRT != ""); login && p.mayLogin {
+		ttl += d // held for the whole login: no other process starts one
+	}
 	unlock, err := p.env.locker.Lock(ctx, p.slot.key, ttl)
 	switch {
 	case err == nil:
@@ -164,13 +176,6 @@ func (p *protocol) lock(ctx context.Context) (*lease, error) {
 	p.env.log.LogAttrs(ctx, slog.LevelWarn, "oauthtransport: store lock failed; refreshing without it",
 		slog.String("key", p.slot.key), slog.String("error", err.Error()))
 	return nil, nil
-}
-
-// lockTTL bounds how long a crashed holder keeps the others from
-// refreshing; it outlasts one refresh.
-func (p *protocol) lockTTL() time.Duration {
-	d := p.env.opts.refreshTimeout
-	return d + min(d, 5*time.Second)
 }
 
 // read compares the stored record with the newest token seen (READ). It
@@ -188,7 +193,7 @@ func (p *protocol) read(ctx context.Context) (*record, bool, error) {
 	}
 	switch {
 	case newer(stored, seen):
-		return stored, p.usable(stored), nil
+		return stored, usable(stored, p.env.sched), nil
 	case stored == nil || newer(seen, stored):
 		if seen != nil {
 			p.repair(ctx, seen, stored)
@@ -209,12 +214,12 @@ func (p *protocol) repair(ctx context.Context, seen, stored *record) {
 }
 
 // usable reports whether rec's access token may still be used.
-func (p *protocol) usable(rec *record) bool {
+func usable(rec *record, sched schedulePolicy) bool {
 	if rec.marker() {
 		return false
 	}
 	now := time.Now()
-	_, expireAt := schedule(rec.tok, now, p.env.sched, 0)
+	_, expireAt := schedule(rec.tok, now, sched, 0)
 	return expireAt.IsZero() || now.Before(expireAt)
 }
 
@@ -377,7 +382,7 @@ func (p *protocol) afterFailure(ctx context.Context, base *record, err error) (*
 	}
 	again, lerr := load(ctx, p.slot)
 	if lerr == nil && again != nil && !again.marker() && newer(again, base) {
-		if p.usable(again) {
+		if usable(again, p.env.sched) {
 			return p.publish(ctx, nil, again, nil, false)
 		}
 		return nil, err // the next refresh spends the newer refresh token
@@ -425,10 +430,4 @@ func (p *protocol) superseded(ctx context.Context, base *record, l *lease) bool 
 	}
 	stored, err := load(ctx, p.slot)
 	return err == nil && stored != nil && !stored.marker() && newer(stored, base)
-}
-
-// fetched logs a new token.
-func (p *protocol) fetched(ctx context.Context, c *credential) {
-	p.env.log.LogAttrs(ctx, slog.LevelDebug, "oauthtransport: token fetched", slog.String("key", p.slot.key),
-		slog.String("token", c.fingerprint()), slog.Time("expiry", c.rec.tok.Expiry), slog.Bool("background", p.background))
 }

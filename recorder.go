@@ -27,6 +27,7 @@ const (
 	outcomeFetched = "ok"      // a token from the Source
 	outcomeAdopted = "adopted" // a token from the store
 	outcomeCurrent = "current" // the token held was still good
+	outcomeLogin   = "login"   // a token a person authorized
 	outcomeError   = "error"
 )
 
@@ -44,7 +45,7 @@ func (r *recorder) startRefresh(ctx context.Context, parent trace.SpanContext, b
 // on its span (which it ends); fp is the new token's fingerprint.
 func (r *recorder) refreshEnded(ctx context.Context, span trace.Span, start time.Time, outcome, fp string, background bool) {
 	switch outcome {
-	case outcomeFetched:
+	case outcomeFetched, outcomeLogin:
 		r.stats.fetches.Add(1)
 		if background {
 			r.stats.background.Add(1)

@@ -192,6 +192,32 @@ func (t *Transport) SetToken(ctx context.Context, tok *oauth2.Token) error {
 	return k.set(ctx, tok)
 }
 
+// Revoke signs out: it revokes the grant of ctx's key ([WithKey] on a
+// keyed Transport) at the server (RFC 7009: the refresh token, else the
+// access token, at the revocation endpoint the Source knows), then ends it
+// in the store the way a dead grant is ended, for good: the token is
+// replaced by a record of the revocation, so that no process sharing the
+// store presents it or writes it back, and this Transport stops using it.
+// The next caller that needs a token gets [ErrReauthRequired], or, with a
+// Source that asks a person (AuthorizationCode, DeviceAuthorization), is
+// asked to sign in again. When the Source knows no revocation endpoint, or
+// the server could not be told, the grant is still ended here and the
+// error says the server was not told. It waits for a refresh in flight.
+func (t *Transport) Revoke(ctx context.Context) error {
+	k, err := t.cacheFor(ctx, true)
+	if err != nil {
+		return err
+	}
+	if f := k.flights.current(); f != nil {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return k.protocol(ask{}).revoke(ctx)
+}
+
 // Stats returns the counters so far. It is safe to call at any time.
 func (t *Transport) Stats() Stats {
 	s := &t.env.rec.stats
