@@ -84,7 +84,7 @@ func (p *privateKeyJWT) prepare(alg string) {
 		p.err = errors.New("WithPrivateKeyJWT: nil key")
 		return
 	}
-	p.signer, p.err = newJWTSigner(p.key, "JWT", p.kid, false, alg)
+	p.signer, p.err = newJWTSigner(p.key, "JWT", p.kid, alg)
 	if p.err != nil {
 		p.err = fmt.Errorf("WithPrivateKeyJWT: %w", p.err)
 	}
@@ -141,9 +141,9 @@ func signAssertion(signer jose.Signer, clientID, aud string) (string, error) {
 
 // newJWTSigner signs with key, with alg when given, else the first
 // algorithm its type allows; typ is the JWS "typ" header, kid its "kid"
-// (none when empty), and embedJWK puts the public key in the header (DPoP).
-// PSS signatures have a salt as long as the hash (see pssSigner).
-func newJWTSigner(key crypto.Signer, typ, kid string, embedJWK bool, alg string) (jose.Signer, error) {
+// (none when empty). PSS signatures have a salt as long as the hash (see
+// pssSigner). DPoP proofs are signed by proofSigner instead.
+func newJWTSigner(key crypto.Signer, typ, kid, alg string) (jose.Signer, error) {
 	opaque := pssSigner{OpaqueSigner: cryptosigner.Opaque(key), key: key}
 	algs := opaque.Algs()
 	if len(algs) == 0 {
@@ -155,7 +155,7 @@ func newJWTSigner(key crypto.Signer, typ, kid string, embedJWK bool, alg string)
 		}
 		algs = []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)}
 	}
-	opts := (&jose.SignerOptions{EmbedJWK: embedJWK}).WithType(jose.ContentType(typ))
+	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
 	if kid != "" {
 		opts = opts.WithHeader(jose.HeaderKey("kid"), kid)
 	}
