@@ -65,8 +65,9 @@ func WithClientSecretJWT() SourceOption {
 // WithClientAssertion authenticates the client with an assertion f
 // returns, called for every token request: a Kubernetes service-account
 // token read from its file, a CI system's OIDC token, a workload identity
-// (RFC 7523 client_assertion, no secret sent). The assertion is never
-// logged or put in an error.
+// (RFC 7523 client_assertion, no secret sent); [AssertionFromFile],
+// [AssertionFromGitHubActions] and [AssertionFromCommand] make such an f.
+// The assertion is never logged or put in an error.
 func WithClientAssertion(f func(ctx context.Context) (string, error)) SourceOption {
 	return func(o *sourceOptions) { o.auth = assertionFunc(f) }
 }

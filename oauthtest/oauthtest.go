@@ -68,6 +68,8 @@ type Server struct {
 	used       map[string]rotated // rotated-away refresh tokens, for reuse detection
 
 	dpop, requireNonce bool
+	dpopRequired       bool // RequireDPoP
+	reusableAssertions bool // ReusableAssertions
 	asNonce, rsNonce   string
 	clientKey          any                 // ClientKey
 	jtis               map[string]struct{} // DPoP proofs and assertions seen
@@ -381,6 +383,9 @@ func (s *Server) serveMetadata(w http.ResponseWriter, _ *http.Request) {
 	}
 	if s.dpop {
 		md["dpop_signing_alg_values_supported"] = []string{"ES256", "EdDSA", "RS256", "PS256"}
+	}
+	if s.dpopRequired {
+		md["dpop_bound_access_tokens_required"] = true
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(md)

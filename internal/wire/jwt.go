@@ -1,7 +1,7 @@
 package wire
 
-// The expiry of a JWT access token, read without checking its signature.
-// Fuzzed in jwt_test.go.
+// The expiry (and issue time) of a JWT, read without checking its
+// signature. Fuzzed in jwt_test.go.
 
 import (
 	"encoding/base64"
@@ -14,30 +14,45 @@ import (
 // JWTExpiry returns the exp claim of a JWT access token, or the zero time
 // when tok is not a JWT or has no usable exp. The signature is not checked:
 // exp only schedules refreshes.
-func JWTExpiry(tok string) time.Time {
+func JWTExpiry(tok string) time.Time { return JWTTimes(tok).Exp }
+
+// Times are the time claims of a JWT; a zero time is an absent claim, or
+// one that is not a plausible date.
+type Times struct{ IssuedAt, Exp time.Time }
+
+// JWTTimes returns the iat and exp claims of a JWT (an access token, an
+// assertion), read without checking its signature: they only schedule
+// when to get another.
+func JWTTimes(tok string) Times {
 	if len(tok) > 16<<10 {
-		return time.Time{}
+		return Times{}
 	}
 	first := strings.IndexByte(tok, '.')
 	if first <= 0 {
-		return time.Time{}
+		return Times{}
 	}
 	rest := tok[first+1:]
 	second := strings.IndexByte(rest, '.')
 	if second <= 0 || strings.IndexByte(rest[second+1:], '.') >= 0 {
-		return time.Time{}
+		return Times{}
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(rest[:second], "="))
 	if err != nil {
-		return time.Time{}
+		return Times{}
 	}
 	var claims struct {
-		Exp json.Number `json:"exp"`
+		IssuedAt json.Number `json:"iat"`
+		Exp      json.Number `json:"exp"`
 	}
 	if json.Unmarshal(payload, &claims) != nil {
-		return time.Time{}
+		return Times{}
 	}
-	f, err := claims.Exp.Float64()
+	return Times{IssuedAt: numericDate(claims.IssuedAt), Exp: numericDate(claims.Exp)}
+}
+
+// numericDate is a JWT NumericDate (RFC 7519 §2), or the zero time.
+func numericDate(n json.Number) time.Time {
+	f, err := n.Float64()
 	if err != nil || math.IsNaN(f) || f <= 0 || f > 1<<40 {
 		return time.Time{}
 	}
