@@ -35,6 +35,7 @@ var b64 = base64.RawURLEncoding
 // proofSigner signs proofs with one key.
 type proofSigner struct {
 	key    crypto.Signer
+	alg    string      // the JWS algorithm: ES256, ES384, ES512, EdDSA, RS256
 	hash   crypto.Hash // of the signing input; 0 for EdDSA, which signs the input itself
 	ecSize int         // bytes of each of r and s in an ECDSA signature; 0 for other keys
 	header []byte      // BASE64URL of the protected header, and "."
@@ -64,6 +65,7 @@ func newProofSigner(key crypto.Signer) (*proofSigner, error) {
 	if alg == "" {
 		return nil, fmt.Errorf("a %T key cannot sign a JWT: use RSA, ECDSA P-256/P-384/P-521 or Ed25519", key.Public())
 	}
+	s.alg = alg
 	jwk := jose.JSONWebKey{Key: key.Public()}
 	if !jwk.Valid() || !jwk.IsPublic() {
 		return nil, fmt.Errorf("the %T key's public half is not a valid JWK", key.Public())
