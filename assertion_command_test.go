@@ -55,7 +55,7 @@ func TestAssertionFromCommand(t *testing.T) {
 	writeAtomically(t, out, p.clientJWT(t, srv, 4*time.Minute))
 	_, err := tr.Refresh(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, []string{first, first}, sentAssertions(srv), "fresh: the program did not run again")
+	assertSecrets(t, []string{first, first}, sentAssertions(srv), "fresh: the program did not run again")
 
 	// An opaque subject token (no exp) for a token exchange: read anew each time.
 	writeAtomically(t, out, "opaque-subject-1")
@@ -69,8 +69,8 @@ func TestAssertionFromCommand(t *testing.T) {
 	require.NoError(t, err)
 	reqs := srv.TokenRequests()[2:]
 	require.Len(t, reqs, 2)
-	assert.Equal(t, "opaque-subject-1", reqs[0].Form.Get("subject_token"))
-	assert.Equal(t, "opaque-subject-2", reqs[1].Form.Get("subject_token"))
+	assertSecrets(t, []string{"opaque-subject-1", "opaque-subject-2"},
+		[]string{reqs[0].Form.Get("subject_token"), reqs[1].Form.Get("subject_token")}, "read anew for each exchange")
 	assert.Equal(t, oauthtransport.TokenTypeJWT, reqs[1].Form.Get("subject_token_type"))
 }
 
@@ -89,11 +89,11 @@ func TestAssertionFromCommandFails(t *testing.T) {
 	f := helperCommand(out, "", 0)
 	a, err := f(context.Background())
 	require.NoError(t, err)
-	require.Equal(t, aging, a)
+	assertSecrets(t, []string{aging}, []string{a}, "the program's assertion")
 	require.NoError(t, os.Remove(out)) // the program now prints nothing
 	a, err = f(context.Background())
 	require.NoError(t, err, "the last good assertion, still valid")
-	assert.Equal(t, aging, a)
+	assertSecrets(t, []string{aging}, []string{a}, "the last good assertion")
 
 	leaked := p.clientJWT(t, srv, time.Minute)
 	stderr := "ERROR: not logged in: token=" + leaked + " key=AKIA0123456789ABCDEF\nsecond line"

@@ -37,7 +37,7 @@ func TestAssertionFileRewrittenMidTraffic(t *testing.T) {
 	within(t, load.after(20), "20 requests with the second token")
 	load.end()
 
-	assert.Equal(t, []string{first, second}, sentAssertions(srv), "the rewritten file's assertion went with the next token request")
+	assertSecrets(t, []string{first, second}, sentAssertions(srv), "the rewritten file's assertion went with the next token request")
 	assert.Zero(t, load.failures.Load(), "failed requests")
 }
 
@@ -57,7 +57,7 @@ func TestAssertionFileVanishes(t *testing.T) {
 	require.NoError(t, os.Remove(path))
 	_, err := tr.Refresh(context.Background())
 	require.NoError(t, err, "the last good assertion, still valid")
-	assert.Equal(t, []string{good, good}, sentAssertions(srv))
+	assertSecrets(t, []string{good, good}, sentAssertions(srv), "the last good assertion, twice")
 
 	fresh := newTransport(t, assertionClient(srv, oauthtransport.AssertionFromFile(path)))
 	_, err = fresh.Token(context.Background())
@@ -109,22 +109,22 @@ func TestAssertionFileReadAgain(t *testing.T) {
 		}
 		a1 := mint(time.Hour)
 		writeAtomically(t, path, a1)
-		require.Equal(t, a1, read())
+		assertSecrets(t, []string{a1}, []string{read()}, "the first read")
 
 		a2 := mint(time.Hour) // the same length; written in place, its modification time put back
 		info, _ := os.Stat(path)
 		require.NoError(t, os.WriteFile(path, []byte(a2), 0o600))
 		require.NoError(t, os.Chtimes(path, info.ModTime(), info.ModTime()))
-		assert.Equal(t, a1, read(), "looks unchanged: not read")
+		assertSecrets(t, []string{a1}, []string{read()}, "looks unchanged: not read")
 		time.Sleep(5 * time.Minute)
-		assert.Equal(t, a2, read(), "read again after 5 minutes")
+		assertSecrets(t, []string{a2}, []string{read()}, "read again after 5 minutes")
 
 		a3 := mint(8 * time.Minute)
 		writeAtomically(t, path, a3)
-		assert.Equal(t, a3, read(), "changed: read at once")
+		assertSecrets(t, []string{a3}, []string{read()}, "changed: read at once")
 		time.Sleep(6*time.Minute + time.Second) // its last quarter, from 6 minutes on
 		require.NoError(t, os.Remove(path))
-		assert.Equal(t, a3, read(), "vanished: the last good one, 30 s or more from its exp")
+		assertSecrets(t, []string{a3}, []string{read()}, "vanished: the last good one, 30 s or more from its exp")
 		time.Sleep(90 * time.Second)
 		_, err := f(context.Background())
 		requireAssertionError(t, err, `file "`+path+`"`, a1, a2, a3)

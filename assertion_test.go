@@ -5,10 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,6 +80,24 @@ func sentAssertions(srv *oauthtest.Server) []string {
 			a = r.Form.Get("assertion")
 		}
 		out = append(out, a)
+	}
+	return out
+}
+
+// assertSecrets checks that got holds want, in order, without printing
+// either: a failure shows fingerprints.
+func assertSecrets(t testing.TB, want, got []string, msg string) {
+	t.Helper()
+	if !slices.Equal(want, got) {
+		t.Errorf("%s: got %v, want %v (SHA-256 fingerprints)", msg, fingerprints(got), fingerprints(want))
+	}
+}
+
+func fingerprints(secrets []string) []string {
+	out := make([]string, len(secrets))
+	for i, s := range secrets {
+		sum := sha256.Sum256([]byte(s))
+		out[i] = hex.EncodeToString(sum[:4])
 	}
 	return out
 }
