@@ -67,8 +67,9 @@ func TestWorkloadSecretsStayOutOfTelemetry(t *testing.T) {
 		errs = append(errs, err.Error(), fmt.Sprintf("%+v", err))
 	}
 
-	d := ec.D.FillBytes(make([]byte, 32))
-	secrets := []string{first, second, base64.RawURLEncoding.EncodeToString(d), fmt.Sprintf("%x", d), ec.D.String(), string(aesKey)}
+	d, err := ec.Bytes() // the private scalar
+	require.NoError(t, err)
+	secrets := []string{first, second, base64.RawURLEncoding.EncodeToString(d), fmt.Sprintf("%x", d), string(aesKey)}
 	assertNoSecret(t, "the errors", strings.Join(errs, "\n"), secrets...)
 	assertNoSecret(t, "the log", logs.String(), secrets...)
 	assertNoSecret(t, "the spans", spanText(spans), secrets...)

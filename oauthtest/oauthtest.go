@@ -17,7 +17,9 @@
 // Knobs inject faults: scripted token endpoint failures (FailTokens), a
 // slow token endpoint (TokenDelay), revocation (Revoke, RevokeAll), an API
 // that rejects every token (AlwaysReject), clients that must send their
-// secret in the body (ClientSecretPostOnly). Counters tell what happened:
+// secret in the body (ClientSecretPostOnly), DPoP-bound tokens only
+// (RequireDPoP), workload assertions accepted more than once
+// (ReusableAssertions). Counters tell what happened:
 // TokenCalls, APICalls, APIRejected, Reuses. Every method is safe for
 // concurrent use.
 package oauthtest
