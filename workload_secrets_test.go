@@ -31,12 +31,7 @@ func TestWorkloadSecretsStayOutOfTelemetry(t *testing.T) {
 	t.Parallel()
 	p := newPlatform(t)
 	srv := oauthtest.NewServer(t, oauthtest.ClientKey(p.key.Public()), oauthtest.DPoP(true), oauthtest.ReusableAssertions())
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	spans := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()); _ = tp.Shutdown(context.Background()) })
-	logs := &logBuffer{}
+	tel := newTelemetry(t)
 
 	dir, aesKey := t.TempDir(), []byte("workload-secrets-aes-key-0123456")
 	s := store.Encrypted(store.NewFile(filepath.Join(dir, "store")), aesKey)
@@ -46,8 +41,7 @@ func TestWorkloadSecretsStayOutOfTelemetry(t *testing.T) {
 	path := filepath.Join(dir, "token")
 	first, second := p.clientJWT(t, srv, 4*time.Minute), p.clientJWT(t, srv, 4*time.Minute)
 	writeAtomically(t, path, first)
-	opts := []oauthtransport.Option{oauthtransport.WithDPoP(key), oauthtransport.WithStore(s, "svc"),
-		oauthtransport.WithLogger(logs.logger()), oauthtransport.WithMeterProvider(mp), oauthtransport.WithTracerProvider(tp)}
+	opts := append([]oauthtransport.Option{oauthtransport.WithDPoP(key), oauthtransport.WithStore(s, "svc")}, tel.options()...)
 	tr := newTransport(t, assertionClient(srv, oauthtransport.AssertionFromFile(path)), opts...)
 
 	var errs []string
@@ -71,21 +65,46 @@ func TestWorkloadSecretsStayOutOfTelemetry(t *testing.T) {
 	require.NoError(t, err)
 	secrets := []string{first, second, base64.RawURLEncoding.EncodeToString(d), fmt.Sprintf("%x", d), string(aesKey)}
 	assertNoSecret(t, "the errors", strings.Join(errs, "\n"), secrets...)
-	assertNoSecret(t, "the log", logs.String(), secrets...)
-	assertNoSecret(t, "the spans", spanText(spans), secrets...)
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, reader.Collect(context.Background(), &rm))
-	m, _ := json.Marshal(rm)
-	assertNoSecret(t, "the metrics", string(m), secrets...)
-	require.Contains(t, logs.String(), "expired at", "the failures were logged")
-	require.Contains(t, spanText(spans), "oauthtransport.token.fetch")
+	logs, spans, metrics := tel.text(t)
+	assertNoSecret(t, "the log", logs, secrets...)
+	assertNoSecret(t, "the spans", spans, secrets...)
+	assertNoSecret(t, "the metrics", metrics, secrets...)
+	require.Contains(t, logs, "expired at", "the failures were logged")
+	require.Contains(t, spans, "oauthtransport.token.fetch")
 }
 
-// spanText is every span's name, attributes, events and status.
-func spanText(spans *tracetest.InMemoryExporter) string {
+// telemetry is where a Transport's logs, metrics and spans go.
+type telemetry struct {
+	logs   *logBuffer
+	reader *sdkmetric.ManualReader
+	mp     *sdkmetric.MeterProvider
+	spans  *tracetest.InMemoryExporter
+	tp     *sdktrace.TracerProvider
+}
+
+func newTelemetry(t *testing.T) *telemetry {
+	reader := sdkmetric.NewManualReader()
+	spans := tracetest.NewInMemoryExporter()
+	tel := &telemetry{logs: &logBuffer{}, reader: reader, mp: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)),
+		spans: spans, tp: sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))}
+	t.Cleanup(func() { _ = tel.mp.Shutdown(context.Background()); _ = tel.tp.Shutdown(context.Background()) })
+	return tel
+}
+
+func (tel *telemetry) options() []oauthtransport.Option {
+	return []oauthtransport.Option{oauthtransport.WithLogger(tel.logs.logger()),
+		oauthtransport.WithMeterProvider(tel.mp), oauthtransport.WithTracerProvider(tel.tp)}
+}
+
+// text returns the log, every span's name, attributes, events and
+// status, and the metrics as JSON.
+func (tel *telemetry) text(t *testing.T) (logs, spans, metrics string) {
 	var b strings.Builder
-	for _, s := range spans.GetSpans().Snapshots() {
+	for _, s := range tel.spans.GetSpans().Snapshots() {
 		fmt.Fprintln(&b, s.Name(), s.Attributes(), s.Events(), s.Status())
 	}
-	return b.String()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, tel.reader.Collect(context.Background(), &rm))
+	m, _ := json.Marshal(rm)
+	return tel.logs.String(), b.String(), string(m)
 }
