@@ -46,8 +46,13 @@ type AssertionError struct {
 	Err    error // the cause
 }
 
+// Error names the source and the cause, on one line.
 func (e *AssertionError) Error() string {
-	return "oauthtransport: assertion from " + e.Source + ": " + wire.OneLine(e.Err.Error(), 500)
+	cause := "no assertion"
+	if e.Err != nil {
+		cause = wire.OneLine(e.Err.Error(), 500)
+	}
+	return "oauthtransport: assertion from " + e.Source + ": " + cause
 }
 
 // Unwrap returns the cause.

@@ -137,6 +137,12 @@ func TestAssertionFromGitHubActions(t *testing.T) {
 	assert.ErrorContains(t, err, "503")
 	assertNoSecret(t, "the error", err.Error(), ghQuerySecret, ghRequestToken)
 
+	gh.Close() // the endpoint unreachable: the URL in the error loses its query
+	_, err = newTr().Token(context.Background())
+	requireAssertionError(t, err, "GitHub Actions OIDC", gh.tokens()...)
+	assert.ErrorContains(t, err, "/idtoken")
+	assertNoSecret(t, "the error", err.Error(), ghQuerySecret, ghRequestToken)
+
 	t.Setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "")
 	_, err = newTr().Token(context.Background())
 	requireAssertionError(t, err, "GitHub Actions OIDC", gh.tokens()...)

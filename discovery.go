@@ -72,7 +72,7 @@ func (m *ServerMetadata) Endpoint() oauth2.Endpoint {
 // tokens only, and a Transport without [WithDPoP] fails saying so; a DPoP
 // key whose algorithm is not among the server's
 // dpop_signing_alg_values_supported (when it lists them) fails too. md is
-// copied; nothing is fetched.
+// copied; nothing is fetched. Without it, nothing is checked.
 func WithServerMetadata(md *ServerMetadata) Option {
 	return func(o *options) {
 		if md == nil {
