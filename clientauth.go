@@ -65,8 +65,9 @@ func WithClientSecretJWT() SourceOption {
 // WithClientAssertion authenticates the client with an assertion f
 // returns, called for every token request: a Kubernetes service-account
 // token read from its file, a CI system's OIDC token, a workload identity
-// (RFC 7523 client_assertion, no secret sent). The assertion is never
-// logged or put in an error.
+// (RFC 7523 client_assertion, no secret sent); [AssertionFromFile],
+// [AssertionFromGitHubActions] and [AssertionFromCommand] make such an f.
+// The assertion is never logged or put in an error.
 func WithClientAssertion(f func(ctx context.Context) (string, error)) SourceOption {
 	return func(o *sourceOptions) { o.auth = assertionFunc(f) }
 }
@@ -84,7 +85,7 @@ func (p *privateKeyJWT) prepare(alg string) {
 		p.err = errors.New("WithPrivateKeyJWT: nil key")
 		return
 	}
-	p.signer, p.err = newJWTSigner(p.key, "JWT", p.kid, false, alg)
+	p.signer, p.err = newJWTSigner(p.key, "JWT", p.kid, alg)
 	if p.err != nil {
 		p.err = fmt.Errorf("WithPrivateKeyJWT: %w", p.err)
 	}
@@ -141,9 +142,9 @@ func signAssertion(signer jose.Signer, clientID, aud string) (string, error) {
 
 // newJWTSigner signs with key, with alg when given, else the first
 // algorithm its type allows; typ is the JWS "typ" header, kid its "kid"
-// (none when empty), and embedJWK puts the public key in the header (DPoP).
-// PSS signatures have a salt as long as the hash (see pssSigner).
-func newJWTSigner(key crypto.Signer, typ, kid string, embedJWK bool, alg string) (jose.Signer, error) {
+// (none when empty). PSS signatures have a salt as long as the hash (see
+// pssSigner). DPoP proofs are signed by proofSigner instead.
+func newJWTSigner(key crypto.Signer, typ, kid, alg string) (jose.Signer, error) {
 	opaque := pssSigner{OpaqueSigner: cryptosigner.Opaque(key), key: key}
 	algs := opaque.Algs()
 	if len(algs) == 0 {
@@ -155,7 +156,7 @@ func newJWTSigner(key crypto.Signer, typ, kid string, embedJWK bool, alg string)
 		}
 		algs = []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)}
 	}
-	opts := (&jose.SignerOptions{EmbedJWK: embedJWK}).WithType(jose.ContentType(typ))
+	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
 	if kid != "" {
 		opts = opts.WithHeader(jose.HeaderKey("kid"), kid)
 	}

@@ -24,6 +24,11 @@ import (
 
 // ServerMetadata is what an authorization server publishes about itself.
 // Raw holds every member of the document, those not named here included.
+// DPoPBoundAccessTokensRequired says the server issues DPoP-bound access
+// tokens only: RFC 9728 defines dpop_bound_access_tokens_required for a
+// protected resource's metadata, and an authorization server that
+// publishes it in its own says the same of its tokens ([WithServerMetadata]
+// checks it).
 type ServerMetadata struct {
 	Issuer                                     string            `json:"issuer"`
 	AuthorizationEndpoint                      string            `json:"authorization_endpoint,omitempty"`
@@ -37,6 +42,7 @@ type ServerMetadata struct {
 	TokenEndpointAuthMethodsSupported          []string          `json:"token_endpoint_auth_methods_supported,omitempty"`
 	TokenEndpointAuthSigningAlgValuesSupported []string          `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	DPoPSigningAlgValuesSupported              []string          `json:"dpop_signing_alg_values_supported,omitempty"`
+	DPoPBoundAccessTokensRequired              bool              `json:"dpop_bound_access_tokens_required,omitempty"`
 	TLSClientCertificateBoundAccessTokens      bool              `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 	MTLSEndpointAliases                        map[string]string `json:"mtls_endpoint_aliases,omitempty"`
 	Raw                                        map[string]any    `json:"-"`
@@ -56,6 +62,43 @@ func (m *ServerMetadata) Endpoint() oauth2.Endpoint {
 		ep.AuthStyle = oauth2.AuthStyleInParams
 	}
 	return ep
+}
+
+// WithServerMetadata checks the Transport's options against md, what the
+// authorization server publishes about itself (see [Discover]), when
+// [New] or [NewKeyed] runs, so that a configuration the server refuses
+// fails at once rather than at the first token request: a server whose
+// metadata says dpop_bound_access_tokens_required issues DPoP-bound
+// tokens only, and a Transport without [WithDPoP] fails saying so; a DPoP
+// key whose algorithm is not among the server's
+// dpop_signing_alg_values_supported (when it lists them) fails too. md is
+// copied; nothing is fetched. Without it, nothing is checked.
+func WithServerMetadata(md *ServerMetadata) Option {
+	return func(o *options) {
+		if md == nil {
+			o.errs = append(o.errs, errors.New("WithServerMetadata: nil metadata"))
+			return
+		}
+		o.metadata = md.clone()
+	}
+}
+
+// checkMetadata is WithServerMetadata's check, once every option is in.
+func (o *options) checkMetadata() error {
+	md := o.metadata
+	if md == nil {
+		return nil
+	}
+	issuer := wire.OneLine(wire.ScrubURLs(md.Issuer), 200)
+	if md.DPoPBoundAccessTokensRequired && o.dpop == nil {
+		return fmt.Errorf("WithServerMetadata: %q issues DPoP-bound access tokens only (dpop_bound_access_tokens_required): "+
+			"add WithDPoP with a key (DPoPKeyFromStore keeps one across restarts)", issuer)
+	}
+	if algs := md.DPoPSigningAlgValuesSupported; o.dpop != nil && len(algs) > 0 && !slices.Contains(algs, o.dpop.signer.alg) {
+		return fmt.Errorf("WithServerMetadata: %q accepts DPoP proofs signed with %s, and the WithDPoP key signs with %s",
+			issuer, wire.OneLine(strings.Join(algs, ", "), 200), o.dpop.signer.alg)
+	}
+	return nil
 }
 
 // discoveryTTL is how long Discover keeps a server's metadata.

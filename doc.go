@@ -118,12 +118,24 @@
 // The built-in sources authenticate the client without sending a secret
 // ([WithPrivateKeyJWT], [WithClientSecretJWT], [WithClientAssertion], or a
 // client certificate through [WithTokenClient]); [WithDPoP] binds tokens
-// to a key with a proof on every request, server nonces handled;
+// to a key with a proof on every request, server nonces handled, and
+// [DPoPKeyFromStore] keeps that key beside the tokens across restarts;
 // [TokenExchange] and [JWTBearer] are grants for tokens and assertions from
-// elsewhere; [Discover] reads a server's metadata; [WithResource] asks for
-// tokens for particular resources. A step-up challenge (RFC 9470) never
-// refreshes the token: it returns an [*UnauthorizedError] matching
-// [ErrStepUpRequired].
+// elsewhere; [Discover] reads a server's metadata and [WithServerMetadata]
+// checks the options against it; [WithResource] asks for tokens for
+// particular resources. A step-up challenge (RFC 9470) never refreshes the
+// token: it returns an [*UnauthorizedError] matching [ErrStepUpRequired].
+//
+// # Workload identity
+//
+// A workload can prove who it is with what its platform gives it, no
+// secret to keep: [AssertionFromFile] (a Kubernetes projected
+// service-account token), [AssertionFromGitHubActions] (a job's OIDC
+// token) and [AssertionFromCommand] (a program's output) make an
+// [AssertionFunc] for [WithClientAssertion], [JWTBearer] or, through
+// [AssertionFunc.OfType], [TokenExchange]. Each keeps its assertion until
+// shortly before its exp and falls back on the last good one when a read
+// fails; an [*AssertionError] names the source, never the assertion.
 //
 // # gRPC and other protocols
 //

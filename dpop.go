@@ -9,7 +9,6 @@ package oauthtransport
 import (
 	"context"
 	"crypto"
-	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -18,10 +17,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/oauthtransport/oauthtransport/internal/wire"
 )
@@ -31,16 +28,22 @@ import (
 // tokens only key can use, and every API request carries a fresh proof
 // (method, URL without query and fragment, time, a random ID, the token's
 // hash) with "Authorization: DPoP <token>". The algorithm follows from the
-// key (ES256 for ECDSA P-256, the usual choice; EdDSA; RS256). Server
+// key (ES256 for ECDSA P-256, the usual choice; ES384, ES512; EdDSA;
+// RS256). A proof costs little more than its signature: the header and
+// its JWK are encoded once per key, the token's hash once per token. Server
 // nonces are cached per origin and renewed from every response: a token
 // endpoint's 400 use_dpop_nonce is retried once with the nonce, and an
 // API's 401 with error="use_dpop_nonce" is replayed once with a new proof,
 // keeping the token. A token the server issued as Bearer (it ignored the
-// proof) is sent as Bearer; a DPoP-bound one never is. A key whose Sign
-// panics while signing an API request's proof fails that request with a
-// [*TokenError] wrapping a [*PanicError]; one whose Sign hangs is left
-// behind when the request's context is done (the request fails with the
-// context's error; the signing goroutine ends when Sign returns).
+// proof) is sent as Bearer; a DPoP-bound one never is.
+//
+// A key of the standard library (*ecdsa.PrivateKey, ed25519.PrivateKey,
+// *rsa.PrivateKey) signs on the request's goroutine. Any other
+// crypto.Signer (a KMS, an HSM) signs on a goroutine of its own: one whose
+// Sign panics while signing an API request's proof fails that request
+// with a [*TokenError] wrapping a [*PanicError]; one whose Sign hangs is
+// left behind when the request's context is done (the request fails with
+// the context's error; the signing goroutine ends when Sign returns).
 //
 // Tokens are stored under the WithStore key and "#dpop:" and the key's
 // JWK thumbprint, so a process holding another key never adopts a token
@@ -60,16 +63,17 @@ func WithDPoP(key crypto.Signer) Option {
 
 // dpop makes proofs with one key and keeps the servers' nonces.
 type dpop struct {
-	signer jose.Signer
-	jkt    string   // the key's JWK SHA-256 thumbprint (RFC 7638)
-	nonces sync.Map // origin → the latest DPoP-Nonce it sent
+	signer *proofSigner
+	jkt    string // the key's JWK SHA-256 thumbprint (RFC 7638)
+	ath    athCache
+	nonces nonceCache
 }
 
 func newDPoP(key crypto.Signer) (*dpop, error) {
 	if key == nil {
 		return nil, fmt.Errorf("nil key")
 	}
-	signer, err := newJWTSigner(key, "dpop+jwt", "", true, "")
+	signer, err := newProofSigner(key)
 	if err != nil {
 		return nil, err
 	}
@@ -80,32 +84,14 @@ func newDPoP(key crypto.Signer) (*dpop, error) {
 	return &dpop{signer: signer, jkt: base64.RawURLEncoding.EncodeToString(tp)}, nil
 }
 
-// proofClaims are a DPoP proof's claims (RFC 9449 §4.2).
-type proofClaims struct {
-	ID       string           `json:"jti"`
-	Method   string           `json:"htm"`
-	URI      string           `json:"htu"`
-	IssuedAt *jwt.NumericDate `json:"iat"`
-	Hash     string           `json:"ath,omitempty"`
-	Nonce    string           `json:"nonce,omitempty"`
-}
-
 // proof signs a proof for a request to u with method, for accessToken
 // (empty on a token request), with the origin's nonce if one is known.
 func (d *dpop) proof(method string, u *url.URL, accessToken string) (string, error) {
-	c := proofClaims{ID: randomID(), Method: method, URI: htu(u), IssuedAt: jwt.NewNumericDate(time.Now())}
+	c := proofClaims{method: method, u: u, nonce: d.nonces.load(u)}
 	if accessToken != "" {
-		sum := sha256.Sum256([]byte(accessToken))
-		c.Hash = base64.RawURLEncoding.EncodeToString(sum[:])
+		c.ath = d.ath.of(accessToken)
 	}
-	if n, ok := d.nonces.Load(originOf(u)); ok {
-		c.Nonce = n.(string)
-	}
-	p, err := jwt.Signed(d.signer).Claims(c).Serialize()
-	if err != nil {
-		return "", fmt.Errorf("oauthtransport: signing a DPoP proof: %w", err)
-	}
-	return p, nil
+	return d.signer.sign(c)
 }
 
 // htu is a proof's URI: the request's without query and fragment,
@@ -119,17 +105,55 @@ func htu(u *url.URL) string {
 	return v.String()
 }
 
-func originOf(u *url.URL) string { return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) }
-
 // remember keeps the nonce a response from u's origin carried.
 func (d *dpop) remember(u *url.URL, resp *http.Response) {
 	n := resp.Header.Get("DPoP-Nonce")
 	if n == "" || invalidHeaderByte(n) >= 0 || len(n) > 1024 {
 		return
 	}
-	if old, ok := d.nonces.Load(originOf(u)); !ok || old.(string) != n {
-		d.nonces.Store(originOf(u), n)
+	d.nonces.store(u, n)
+}
+
+// maxNonceOrigins bounds how many origins' nonces a key keeps.
+const maxNonceOrigins = 1000
+
+// nonceCache holds the latest DPoP-Nonce of each origin: read on every
+// proof without allocating, written when an origin sends a new one.
+type nonceCache struct {
+	mu sync.RWMutex
+	m  map[string]string // origin ("scheme://host", ASCII lower case) → nonce
+}
+
+func (c *nonceCache) load(u *url.URL) string {
+	var buf [128]byte
+	o := appendOrigin(buf[:0], u)
+	c.mu.RLock()
+	n := c.m[string(o)]
+	c.mu.RUnlock()
+	return n
+}
+
+func (c *nonceCache) store(u *url.URL, n string) {
+	if c.load(u) == n {
+		return
 	}
+	o := string(appendOrigin(nil, u))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]string)
+	}
+	if _, ok := c.m[o]; !ok && len(c.m) >= maxNonceOrigins {
+		for k := range c.m {
+			delete(c.m, k) // one arbitrary origin makes room
+			break
+		}
+	}
+	c.m[o] = n
+}
+
+func appendOrigin(b []byte, u *url.URL) []byte {
+	return appendLower(append(appendLower(b, u.Scheme), "://"...), u.Host)
 }
 
 // dpopTokenTransport puts a proof on each token request, keeps the nonce
@@ -221,28 +245,33 @@ type signed struct {
 	err   error
 }
 
-// apiProof signs the proof of an API request in the caller's stead, as
-// the key is users' code (a KMS, an HSM): a panic becomes a *TokenError
-// wrapping a *PanicError, and a signer that outlives ctx is left to
-// finish by itself while the caller gets ctx's error.
+// apiProof signs the proof of an API request. A key of the standard
+// library's signs on the caller's goroutine; any other is users' code (a
+// KMS, an HSM) and signs in the caller's stead: a panic becomes a
+// *TokenError wrapping a *PanicError, and a signer that outlives ctx is
+// left to finish by itself while the caller gets ctx's error.
 func (a dpopAuthorizer) apiProof(ctx context.Context, method string, u *url.URL, accessToken string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("oauthtransport: signing a DPoP proof: %w", err)
 	}
-	target := *u // the caller may reuse its request once we return
 	log := a.log
 	if log == nil {
 		log = discardLog
 	}
-	done := make(chan signed, 1)
-	go func() {
-		var s signed
+	sign := func(u *url.URL) (s signed) {
 		s.err = protect(ctx, log, "the DPoP key's Sign", []string{accessToken}, func() (err error) {
-			s.proof, err = a.d.proof(method, &target, accessToken)
+			s.proof, err = a.d.proof(method, u, accessToken)
 			return err
 		})
-		done <- s
-	}()
+		return s
+	}
+	if a.d.signer.inline {
+		s := sign(u) // no hop to another goroutine, which costs half a signature when it wakes a CPU
+		return s.proof, s.err
+	}
+	target := *u // the caller may reuse its request once we return
+	done := make(chan signed, 1)
+	go func() { done <- sign(&target) }()
 	select {
 	case s := <-done:
 		return s.proof, s.err

@@ -36,7 +36,8 @@ type TokenExchangeConfig struct {
 	// (TokenTypeAccessToken when empty), for each exchange: the user's
 	// token, on whose behalf the new one acts. On a keyed Transport,
 	// NewKeyed's sources function builds one per key, so the key can be the
-	// subject (on-behalf-of).
+	// subject (on-behalf-of). A workload's own identity fits through
+	// [AssertionFunc.OfType]: AssertionFromFile(path).OfType(TokenTypeJWT).
 	SubjectToken func(ctx context.Context) (token, tokenType string, err error)
 	// ActorToken, when set, returns the acting party's token and type
 	// (delegation, RFC 8693 §1.1).
@@ -127,7 +128,9 @@ type JWTBearerConfig struct {
 	ClientSecret string
 	TokenURL     string
 	AuthStyle    oauth2.AuthStyle
-	// Assertion returns the JWT to present, for each token request.
+	// Assertion returns the JWT to present, for each token request:
+	// [AssertionFromFile], [AssertionFromGitHubActions] and
+	// [AssertionFromCommand] make one from a workload's identity.
 	Assertion func(ctx context.Context) (string, error)
 	Scopes    []string
 }

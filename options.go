@@ -56,6 +56,7 @@ type options struct {
 	keepAlive     keepAlivePolicy // off unless idle > 0
 	dpop          *dpop           // WithDPoP
 	boundCert     func() string   // WithBoundCertificate
+	metadata      *ServerMetadata // WithServerMetadata
 	meters        metric.MeterProvider
 	tracers       trace.TracerProvider
 	// refreshTimeout bounds one refresh (lock, store and token endpoint).
@@ -296,10 +297,14 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 }
 
 func (o *options) validate() error {
-	if len(o.errs) == 0 {
+	errs := o.errs
+	if err := o.checkMetadata(); err != nil {
+		errs = append(errs[:len(errs):len(errs)], err)
+	}
+	if len(errs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("oauthtransport: invalid options: %w", errors.Join(o.errs...))
+	return fmt.Errorf("oauthtransport: invalid options: %w", errors.Join(errs...))
 }
 
 // hostPattern is one WithAllowedHosts entry.

@@ -8,6 +8,8 @@ package oauthtransport
 // The DPoP thumbprint keeps tokens bound to one key from a process holding
 // another; "/" and the WithKey key separate a keyed Transport's keys; the
 // resource hash keeps tokens for other resources (WithResource) apart.
+// Beside them, <WithStore key>#dpop-key holds the DPoP key itself
+// (DPoPKeyFromStore).
 
 import (
 	"crypto/sha256"
@@ -25,7 +27,12 @@ type storeKeys struct {
 const (
 	dpopMark     = "#dpop:"
 	resourceMark = "#resource:"
+	dpopKeyMark  = "#dpop-key"
 )
+
+// dpopKeyStoreKey is where DPoPKeyFromStore keeps the DPoP key of the
+// Transport whose WithStore key is withStore.
+func dpopKeyStoreKey(withStore string) string { return withStore + dpopKeyMark }
 
 func newStoreKeys(withStore, dpopThumbprint string, keyed bool) storeKeys {
 	k := storeKeys{base: withStore, keyed: keyed}

@@ -45,6 +45,7 @@ func main() {
 		{"rate limit under a deadline", rateLimitDeadline},
 		{"hot path with 100,000 keys", manyKeysHotPath},
 		{"many users: one process, then fleets on Redis and PostgreSQL", manyKeysFleet},
+		{"DPoP: a request at the cost of its signature", dpopHotPath},
 	}
 	only := os.Getenv("BENCH_ONLY") // "8": that scenario alone, while working on it
 	r := &report{}

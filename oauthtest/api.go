@@ -27,6 +27,9 @@ func (s *Server) serveMetadata(w http.ResponseWriter, _ *http.Request) {
 	if s.dpop {
 		md["dpop_signing_alg_values_supported"] = []string{"ES256", "EdDSA", "RS256", "PS256"}
 	}
+	if s.dpopRequired {
+		md["dpop_bound_access_tokens_required"] = true
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(md)
 }

@@ -25,6 +25,13 @@ const JWTSecret = "test-client-secret-long-enough-for-hs256"
 // (RFC 7523 §2.1) signed by it.
 func ClientKey(pub crypto.PublicKey) Option { return func(s *Server) { s.clientKey = pub } }
 
+// ReusableAssertions makes the token endpoint accept an assertion (a
+// client assertion, a JWT-bearer grant) more than once while it is valid,
+// as servers that federate workload identities do (a Kubernetes or CI
+// token is presented until it expires). By default an assertion's jti is
+// accepted once.
+func ReusableAssertions() Option { return func(s *Server) { s.reusableAssertions = true } }
+
 // TokenRequest is one request the token endpoint received.
 type TokenRequest struct {
 	Form       url.Values // the form as sent, client secrets and assertions included
@@ -105,6 +112,9 @@ func (s *Server) checkAssertionClaims(aud any, jti string, exp int64) error {
 	}
 	if until := time.Until(time.Unix(exp, 0)); until <= 0 || until > 5*time.Minute {
 		return errors.New("exp in the past or more than 5 minutes away")
+	}
+	if s.reusableAssertions && jti != "" {
+		return nil
 	}
 	return s.firstUse(jti)
 }

@@ -27,6 +27,14 @@ func DPoP(requireNonce bool) Option {
 	return func(s *Server) { s.dpop, s.requireNonce = true, requireNonce }
 }
 
+// RequireDPoP makes the server issue DPoP-bound tokens only (DPoP with
+// nonces not required): a token request without a proof gets 400
+// invalid_dpop_proof, and the metadata says
+// dpop_bound_access_tokens_required.
+func RequireDPoP() Option {
+	return func(s *Server) { s.dpop, s.dpopRequired = true, true }
+}
+
 // RotateNonces makes the token endpoint and the API demand new DPoP
 // nonces from now on.
 func (s *Server) RotateNonces() {
@@ -111,6 +119,9 @@ func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request) (p *proof, o
 		return nil, true
 	}
 	p, err := s.checkProof(r, s.TokenURL, "")
+	if err == nil && p == nil && s.dpopRequired {
+		err = errors.New("DPoP proof required")
+	}
 	if err != nil {
 		oauthError(w, http.StatusBadRequest, "invalid_dpop_proof", err.Error())
 		return nil, false

@@ -24,10 +24,12 @@
 // Knobs inject faults: scripted token endpoint failures (FailTokens), a
 // slow token endpoint (TokenDelay), revocation (Revoke, RevokeAll), an API
 // that rejects every token (AlwaysReject), clients that must send their
-// secret in the body (ClientSecretPostOnly). Counters tell what happened:
-// TokenCalls, APICalls, APIRejected, Reuses, and for a person's grants
-// AuthorizationRequests, CodeExchanges, PKCEChecks, DevicePolls. Every
-// method is safe for concurrent use.
+// secret in the body (ClientSecretPostOnly), DPoP-bound tokens only
+// (RequireDPoP), workload assertions accepted more than once
+// (ReusableAssertions). Counters tell what happened: TokenCalls, APICalls,
+// APIRejected, Reuses, and for a person's grants AuthorizationRequests,
+// CodeExchanges, PKCEChecks, DevicePolls. Every method is safe for
+// concurrent use.
 package oauthtest
 
 import (
@@ -87,6 +89,8 @@ type Server struct {
 	used       map[string]rotated // rotated-away refresh tokens, for reuse detection
 
 	dpop, requireNonce bool
+	dpopRequired       bool // RequireDPoP
+	reusableAssertions bool // ReusableAssertions
 	asNonce, rsNonce   string
 	clientKey          any                 // ClientKey
 	jtis               map[string]struct{} // DPoP proofs and assertions seen

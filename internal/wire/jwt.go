@@ -1,8 +1,8 @@
 package wire
 
-// What a JWT access token says of itself (its expiry, the certificate it
-// is bound to), read without checking its signature.
-// Fuzzed in jwt_test.go.
+// What a JWT says of itself (its expiry and issue time, the certificate an
+// access token is bound to), read without checking its signature. Fuzzed
+// in jwt_test.go.
 
 import (
 	"encoding/base64"
@@ -15,18 +15,24 @@ import (
 // JWTExpiry returns the exp claim of a JWT access token, or the zero time
 // when tok is not a JWT or has no usable exp. The signature is not checked:
 // exp only schedules refreshes.
-func JWTExpiry(tok string) time.Time {
+func JWTExpiry(tok string) time.Time { return JWTTimes(tok).Exp }
+
+// Times are the time claims of a JWT; a zero time is an absent claim, or
+// one that is not a plausible date.
+type Times struct{ IssuedAt, Exp time.Time }
+
+// JWTTimes returns the iat and exp claims of a JWT (an access token, an
+// assertion), read without checking its signature: they only schedule
+// when to get another.
+func JWTTimes(tok string) Times {
 	var claims struct {
-		Exp json.Number `json:"exp"`
+		IssuedAt json.Number `json:"iat"`
+		Exp      json.Number `json:"exp"`
 	}
 	if !jwtClaims(tok, &claims) {
-		return time.Time{}
+		return Times{}
 	}
-	f, err := claims.Exp.Float64()
-	if err != nil || math.IsNaN(f) || f <= 0 || f > 1<<40 {
-		return time.Time{}
-	}
-	return time.Unix(int64(f), 0)
+	return Times{IssuedAt: numericDate(claims.IssuedAt), Exp: numericDate(claims.Exp)}
 }
 
 // JWTCertThumbprint returns the cnf "x5t#S256" claim of a JWT access
@@ -61,4 +67,13 @@ func jwtClaims(tok string, v any) bool {
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(rest[:second], "="))
 	return err == nil && json.Unmarshal(payload, v) == nil
+}
+
+// numericDate is a JWT NumericDate (RFC 7519 §2), or the zero time.
+func numericDate(n json.Number) time.Time {
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || f <= 0 || f > 1<<40 {
+		return time.Time{}
+	}
+	return time.Unix(int64(f), 0)
 }

@@ -13,6 +13,9 @@ func TestJWTExpiry(t *testing.T) {
 	assert.True(t, JWTExpiry("opaque-token").IsZero())
 	assert.True(t, JWTExpiry("a.b.c.d").IsZero())
 	assert.True(t, JWTExpiry("eyJhbGciOiJub25lIn0.eyJleHAiOiJzb29uIn0.sig").IsZero(), `exp:"soon"`)
+	// {"iat":1700000000,"exp":1800000000}
+	assert.Equal(t, Times{IssuedAt: time.Unix(1700000000, 0), Exp: time.Unix(1800000000, 0)},
+		JWTTimes("eyJhbGciOiJub25lIn0.eyJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTgwMDAwMDAwMH0.sig"))
 }
 
 // FuzzJWTExpiry: a token never makes JWTExpiry panic, and an exp it
@@ -27,6 +30,9 @@ func FuzzJWTExpiry(f *testing.F) {
 		}
 		if x5t := JWTCertThumbprint(tok); len(x5t) > 64 {
 			t.Fatalf("a thumbprint of %d bytes", len(x5t))
+		}
+		if iat := JWTTimes(tok).IssuedAt; !iat.IsZero() && (iat.Unix() <= 0 || iat.Unix() > 1<<40) {
+			t.Fatalf("iat = %v", iat)
 		}
 	})
 }

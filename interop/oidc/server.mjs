@@ -2,8 +2,8 @@
 // tests: a client-credentials client, a refresh-token client (rotation on),
 // a resource server that introspects, revocation; clients that authenticate
 // with private_key_jwt (public keys from OIDC_CLIENT_JWKS) and
-// client_secret_jwt; a client whose tokens are DPoP-bound, with nonces
-// required; resource indicators. With OIDC_TLS_CERT, OIDC_TLS_KEY and
+// client_secret_jwt; clients whose tokens are DPoP-bound, with nonces
+// required (one of them with DPoP-bound refresh tokens); resource indicators. With OIDC_TLS_CERT, OIDC_TLS_KEY and
 // OIDC_TLS_CA (PEM files) it serves https, asks for client certificates,
 // and has a tls_client_auth client (RFC 8705) whose tokens are bound to its
 // certificate. Usage:
@@ -11,8 +11,11 @@
 //   OIDC_CLIENT_JWKS='{"keys":[...]}' node server.mjs <token lifetime in seconds>
 //
 // It prints "listening <port>" once ready. Two test-only routes:
-// POST /test/refresh-token mints a refresh token for rt-client, as an
-// authorization-code grant would have; GET /test/stats counts token requests.
+// POST /test/refresh-token mints a refresh token for rt-client (or the
+// client_id in the query: dpop-rt-client, whose tokens are DPoP-bound,
+// with jkt the thumbprint of the key its refresh token is bound to), as
+// an authorization-code grant would have; GET /test/stats counts token
+// requests.
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -63,6 +66,10 @@ const provider = new Provider(issuer, {
       client_id: 'dpop-client', client_secret: 'dpop-secret-value', dpop_bound_access_tokens: true,
       grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'api',
     },
+    {
+      client_id: 'dpop-rt-client', client_secret: 'dpop-rt-secret-value', dpop_bound_access_tokens: true,
+      grant_types: ['authorization_code', 'refresh_token'], redirect_uris: ['http://127.0.0.1/cb'], response_types: ['code'],
+    },
   ],
   scopes: ['openid', 'offline_access', 'api'],
   clientAuthMethods: ['client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'none', 'tls_client_auth'],
@@ -96,23 +103,29 @@ const provider = new Provider(issuer, {
 provider.proxy = false;
 const callback = provider.callback();
 
-async function mintRefreshToken() {
-  const client = await provider.Client.find('rt-client');
-  const grant = new provider.Grant({ accountId: 'user-1', clientId: 'rt-client' });
+// mintRefreshToken mints a refresh token for clientId, bound to the DPoP
+// key whose JWK thumbprint is jkt when given, as an authorization-code
+// grant with a DPoP proof would have.
+async function mintRefreshToken(clientId, jkt) {
+  const client = await provider.Client.find(clientId);
+  const grant = new provider.Grant({ accountId: 'user-1', clientId });
   grant.addOIDCScope('openid offline_access');
   const grantId = await grant.save();
   const now = Math.floor(Date.now() / 1000);
   const rt = new provider.RefreshToken({
     accountId: 'user-1', client, grantId, scope: 'openid offline_access', gty: 'authorization_code', authTime: now,
+    ...(jkt ? { jkt } : {}),
   });
   return rt.save();
 }
 
 server.on('request', async (req, res) => {
   try {
-    if (req.method === 'POST' && req.url === '/test/refresh-token') {
+    const url = new URL(req.url, issuer);
+    if (req.method === 'POST' && url.pathname === '/test/refresh-token') {
+      const clientId = url.searchParams.get('client_id') || 'rt-client';
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ refresh_token: await mintRefreshToken() }));
+      res.end(JSON.stringify({ refresh_token: await mintRefreshToken(clientId, url.searchParams.get('jkt')) }));
       return;
     }
     if (req.method === 'GET' && req.url === '/test/stats') {
