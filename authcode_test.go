@@ -470,7 +470,7 @@ func TestLoginTimeoutOption(t *testing.T) {
 	srv := oauthtest.NewServer(t)
 	b := &browser{}
 	assert.Equal(t, 5*time.Minute, interactiveOf(t, AuthorizationCode(srv.PublicConfig(), b.open)).loginTimeout())
-	assert.Equal(t, time.Second, interactiveOf(t, AuthorizationCode(srv.PublicConfig(), b.open, WithLoginTimeout(time.Second))).loginTimeout())
+	assert.Equal(t, time.Second, interactiveOf(t, DeviceAuthorization(srv.PublicConfig(), nil, WithLoginTimeout(time.Second))).loginTimeout())
 	_, err := interactiveOf(t, AuthorizationCode(srv.PublicConfig(), b.open, WithLoginTimeout(0))).login(context.Background())
 	require.ErrorIs(t, err, ErrToken)
 	assert.Contains(t, err.Error(), "WithLoginTimeout")

@@ -27,6 +27,7 @@ type interactive interface {
 // The built-in sources that implement them.
 var (
 	_ interactive = (*authCodeSource)(nil)
+	_ interactive = (*deviceSource)(nil)
 )
 
 // errLoginNeeded is an interactive Source's Token without a refresh
@@ -193,4 +194,12 @@ func loginEnded(ctx context.Context, refused int64) error {
 		return &TokenError{Err: cause, denied: true}
 	}
 	return &TokenError{Err: fmt.Errorf("the login was abandoned: %w", cause)}
+}
+
+// tokenErrorCode is the token endpoint's error code in err, if any.
+func tokenErrorCode(err error) string {
+	if te, ok := errors.AsType[*TokenError](err); ok {
+		return te.Code
+	}
+	return ""
 }
