@@ -24,11 +24,25 @@ type interactive interface {
 	loginTimeout() time.Duration
 }
 
+// revoker is a Source whose grant can be revoked at the server (RFC 7009).
+type revoker interface {
+	// revoke revokes tok's refresh token, else its access token; it returns
+	// errNoRevocationEndpoint when none is known.
+	revoke(ctx context.Context, tok *oauth2.Token) error
+}
+
 // The built-in sources that implement them.
 var (
 	_ interactive = (*authCodeSource)(nil)
 	_ interactive = (*deviceSource)(nil)
+	_ revoker     = (*authCodeSource)(nil)
+	_ revoker     = (*deviceSource)(nil)
+	_ revoker     = (*refreshTokenSource)(nil)
 )
+
+// errNoRevocationEndpoint is a revoker that knows no revocation endpoint
+// for its grant: the server cannot be told.
+var errNoRevocationEndpoint = errors.New("oauthtransport: no revocation endpoint is known; the server was not told")
 
 // errLoginNeeded is an interactive Source's Token without a refresh
 // token: only its login may ask the person for a grant.
