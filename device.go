@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -107,7 +108,7 @@ func (s *deviceSource) authorize(ctx context.Context) (*oauth2.DeviceAuthRespons
 		// client authenticated as at the token endpoint.
 		opts = append(opts, oauth2.SetAuthURLParam("client_secret", s.cfg.ClientSecret))
 	}
-	da, err := s.cfg.DeviceAuth(tokenContext(ctx), opts...)
+	da, err := s.cfg.DeviceAuth(boundTokenContext(ctx), opts...)
 	if err != nil {
 		err = tokenFailure(err, s.ep.clientID, s.ep.secret, secrets...)
 		if _, ok := errors.AsType[*TokenError](err); !ok {
@@ -119,6 +120,26 @@ func (s *deviceSource) authorize(ctx context.Context) (*oauth2.DeviceAuthRespons
 		return nil, &TokenError{Err: err}
 	}
 	return da, nil
+}
+
+// boundTokenContext is tokenContext with the token client's requests
+// bound to ctx: x/oauth2's DeviceAuth sends its request without it, so
+// that nothing else would end a request that hangs.
+func boundTokenContext(ctx context.Context) context.Context {
+	ctx = tokenContext(ctx)
+	c := *ctx.Value(oauth2.HTTPClient).(*http.Client)
+	c.Transport = boundTransport{ctx: ctx, base: transportOf(&c)}
+	return context.WithValue(ctx, oauth2.HTTPClient, &c)
+}
+
+// boundTransport sends every request under its context.
+type boundTransport struct {
+	ctx  context.Context
+	base http.RoundTripper
+}
+
+func (t boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.base.RoundTrip(req.WithContext(t.ctx))
 }
 
 // checkDeviceAuth refuses a device authorization response without codes,

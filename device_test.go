@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -208,4 +209,30 @@ func TestCheckDeviceAuth(t *testing.T) {
 		mutate(&da)
 		assert.Error(t, checkDeviceAuth(&da), name)
 	}
+}
+
+// TestDeviceAuthorizationEndpointHangs: x/oauth2 sends the device
+// authorization request without the context; the login's timeout still
+// ends it.
+func TestDeviceAuthorizationEndpointHangs(t *testing.T) {
+	t.Parallel()
+	released := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-released:
+		}
+	}))
+	defer hang.Close()
+	defer close(released) // before Close, which waits for the handler
+	srv := oauthtest.NewServer(t)
+	cfg := srv.PublicConfig()
+	cfg.Endpoint.DeviceAuthURL = hang.URL + "/device_authorization"
+	sc := &screen{}
+	start := time.Now()
+	ctx, _ := loginContext(t)
+	_, err := interactiveOf(t, DeviceAuthorization(cfg, sc.show, WithLoginTimeout(200*time.Millisecond))).login(ctx)
+	require.ErrorIs(t, err, ErrAuthorizationDenied, "the login timed out")
+	assert.Less(t, time.Since(start), 30*time.Second, "bounded by the login timeout (loosely)")
+	assert.Zero(t, sc.shown.Load())
 }
