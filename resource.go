@@ -37,3 +37,4 @@ func (s *clientCredentials) storeScope() string  { return s.o.storeScope() }
 func (s *refreshTokenSource) storeScope() string { return s.o.storeScope() }
 func (s *tokenExchange) storeScope() string      { return s.o.storeScope() }
 func (s *jwtBearer) storeScope() string          { return s.o.storeScope() }
+func (g *personGrant) storeScope() string        { return g.o.storeScope() }

@@ -60,6 +60,9 @@ type sourceOptions struct {
 	resources []string   // RFC 8707 resource indicators
 	alg       string     // WithAssertionAlgorithm
 	errs      []error    // reported by every token request
+
+	issuer  string        // WithIssuer: whose metadata checks iss and names the revocation endpoint
+	timeout time.Duration // WithLoginTimeout; zero: defaultLoginTimeout
 }
 
 // WithRotationGrace declares that the token endpoint accepts a rotated
