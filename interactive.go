@@ -19,25 +19,6 @@ import (
 	"github.com/oauthtransport/oauthtransport/store"
 )
 
-// interactive is a Source that obtains a grant from a person. The refresh
-// protocol calls login only for a waiting caller (never in the background
-// or the keep-alive), one login at a time per key (across processes with a
-// store.Locker), under a context bounded by loginTimeout.
-type interactive interface {
-	login(ctx context.Context) (*oauth2.Token, error)
-	loginTimeout() time.Duration
-}
-
-// revoker is a Source whose grant can be revoked at the server (RFC 7009).
-type revoker interface {
-	// revoke revokes tok's refresh token, else its access token; it returns
-	// errNoRevocationEndpoint when none is known.
-	revoke(ctx context.Context, tok *oauth2.Token) error
-}
-
-// errNoRevocationEndpoint is a revocation the Source cannot send.
-var errNoRevocationEndpoint = errors.New("oauthtransport: no revocation endpoint is known")
-
 // revokedCode is the refusal a revoked grant is recorded with: unlike a
 // dead grant's, it does not lapse.
 const revokedCode = "revoked"

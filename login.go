@@ -161,7 +161,7 @@ func originOfURL(raw string) string {
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return ""
 	}
-	return originOf(u)
+	return string(appendOrigin(nil, u))
 }
 
 // issuerCheck is what the iss of an authorization response (RFC 9207) is
