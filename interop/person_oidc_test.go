@@ -53,10 +53,12 @@ func (s *oidcServer) Exchanges(ctx context.Context, grantType string) (exchanges
 	return out.Grants[grantType], nil
 }
 
+// TestPersonOIDC runs its subtests one after the other: each compares the
+// server's counts before and after.
 func TestPersonOIDC(t *testing.T) {
 	t.Parallel()
 	s := startOIDC(t, time.Minute)
-	t.Run("CodeFlow", func(t *testing.T) { t.Parallel(); testCodeFlow(t, s, true) })
-	t.Run("PKCERequired", func(t *testing.T) { t.Parallel(); testPKCERequired(t, s) })
-	t.Run("DeviceFlow", func(t *testing.T) { t.Parallel(); testDeviceFlow(t, s) })
+	t.Run("CodeFlow", func(t *testing.T) { testCodeFlow(t, s, true) })
+	t.Run("PKCERequired", func(t *testing.T) { testPKCERequired(t, s) })
+	t.Run("DeviceFlow", func(t *testing.T) { testDeviceFlow(t, s) })
 }
