@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -45,7 +46,7 @@ func startOIDC(t *testing.T, lifetime time.Duration, env ...string) *oidcServer 
 	}
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "oidc-provider.log"))
 	require.NoError(t, err)
-	cmd := exec.Command(node, "server.mjs", strings.TrimSuffix(lifetime.String(), "s"))
+	cmd := exec.Command(node, "server.mjs", strconv.FormatFloat(lifetime.Seconds(), 'f', -1, 64))
 	cmd.Dir = "oidc"
 	cmd.Env = append(append(os.Environ(), "OIDC_CLIENT_JWKS="+clientJWKS()), env...)
 	cmd.Stderr = logFile

@@ -6,7 +6,13 @@
 // required (one of them with DPoP-bound refresh tokens); resource indicators. With OIDC_TLS_CERT, OIDC_TLS_KEY and
 // OIDC_TLS_CA (PEM files) it serves https, asks for client certificates,
 // and has a tls_client_auth client (RFC 8705) whose tokens are bound to its
-// certificate. Usage:
+// certificate. For the grants a person authorizes (issue 21), a public
+// native client (RFC 8252, no client authentication): the authorization
+// code grant with PKCE (S256, required) through a loopback redirect on any
+// port, with iss in the authorization response (RFC 9207), and the device
+// grant (RFC 8628, interval 1 s); both issue refresh tokens, and the
+// development login and consent pages (devInteractions) let a test approve
+// as a person would. Usage:
 //
 //   OIDC_CLIENT_JWKS='{"keys":[...]}' node server.mjs <token lifetime in seconds>
 //
@@ -15,7 +21,8 @@
 // client_id in the query: dpop-rt-client, whose tokens are DPoP-bound,
 // with jkt the thumbprint of the key its refresh token is bound to), as
 // an authorization-code grant would have; GET /test/stats counts token
-// requests.
+// requests, and per grant type the successes, the failures and, for the
+// code grant, the exchanges whose PKCE verifier matched an S256 challenge.
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -25,6 +32,7 @@ import Provider from 'oidc-provider';
 const ttl = Number(process.argv[2] || 3);
 const clientJWKS = JSON.parse(process.env.OIDC_CLIENT_JWKS || '{"keys":[]}');
 let tokenCalls = 0;
+const grants = {}; // grant_type -> { success, error, pkce_s256 }
 
 const tls = process.env.OIDC_TLS_CERT ? {
   cert: fs.readFileSync(process.env.OIDC_TLS_CERT),
@@ -70,6 +78,11 @@ const provider = new Provider(issuer, {
       client_id: 'dpop-rt-client', client_secret: 'dpop-rt-secret-value', dpop_bound_access_tokens: true,
       grant_types: ['authorization_code', 'refresh_token'], redirect_uris: ['http://127.0.0.1/cb'], response_types: ['code'],
     },
+    {
+      client_id: 'native-client', token_endpoint_auth_method: 'none', application_type: 'native',
+      grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+      redirect_uris: ['http://127.0.0.1/callback'], response_types: ['code'],
+    },
   ],
   scopes: ['openid', 'offline_access', 'api'],
   clientAuthMethods: ['client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'none', 'tls_client_auth'],
@@ -77,7 +90,8 @@ const provider = new Provider(issuer, {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: true }, // the login and consent pages a test's headless person fills in
+    deviceFlow: { enabled: true },
     mTLS: {
       enabled: true,
       tlsClientAuth: true,
@@ -97,10 +111,31 @@ const provider = new Provider(issuer, {
   },
   ttl: { AccessToken: ttl, ClientCredentials: ttl, RefreshToken: 3600, Grant: 3600 },
   rotateRefreshToken: true,
+  // A person's grants get a refresh token whether or not offline_access was
+  // asked for (with prompt=consent), and outlive the browser's session.
+  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+  expiresWithSession: async () => false,
   findAccount: async (ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
   cookies: { keys: ['interop-cookie-key-not-secret'] },
 });
 provider.proxy = false;
+
+function grantStats(ctx) {
+  const type = String(ctx.oidc.params?.grant_type ?? 'unknown');
+  grants[type] ??= { success: 0, error: 0, pkce_s256: 0 };
+  return grants[type];
+}
+provider.on('grant.success', (ctx) => {
+  const stats = grantStats(ctx);
+  stats.success += 1;
+  const code = ctx.oidc.entities.AuthorizationCode;
+  if (code?.codeChallenge && code.codeChallengeMethod === 'S256') {
+    stats.pkce_s256 += 1; // the verifier matched, or the grant would have failed
+  }
+});
+provider.on('grant.error', (ctx) => { grantStats(ctx).error += 1; });
+// RFC 8628's default interval is 5 s; 1 s keeps the device tests short.
+provider.on('device_authorization.success', (ctx, body) => { body.interval = 1; });
 const callback = provider.callback();
 
 // mintRefreshToken mints a refresh token for clientId, bound to the DPoP
@@ -130,7 +165,7 @@ server.on('request', async (req, res) => {
     }
     if (req.method === 'GET' && req.url === '/test/stats') {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ token_calls: tokenCalls }));
+      res.end(JSON.stringify({ token_calls: tokenCalls, grants }));
       return;
     }
     if (req.method === 'POST' && req.url === '/token') {
