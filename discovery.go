@@ -35,6 +35,7 @@ type ServerMetadata struct {
 	TokenEndpoint                              string            `json:"token_endpoint"`
 	JWKSURI                                    string            `json:"jwks_uri,omitempty"`
 	RevocationEndpoint                         string            `json:"revocation_endpoint,omitempty"`
+	DeviceAuthorizationEndpoint                string            `json:"device_authorization_endpoint,omitempty"`
 	IntrospectionEndpoint                      string            `json:"introspection_endpoint,omitempty"`
 	PushedAuthorizationRequestEndpoint         string            `json:"pushed_authorization_request_endpoint,omitempty"`
 	GrantTypesSupported                        []string          `json:"grant_types_supported,omitempty"`
@@ -48,12 +49,13 @@ type ServerMetadata struct {
 	Raw                                        map[string]any    `json:"-"`
 }
 
-// Endpoint returns the server's endpoints for an oauth2.Config, with the
+// Endpoint returns the server's endpoints for an oauth2.Config
+// (authorization, token, device authorization), with the
 // client authentication its metadata prefers: client_secret_basic when
 // offered (or when the server lists no method: the RFC 8414 default),
 // else client_secret_post.
 func (m *ServerMetadata) Endpoint() oauth2.Endpoint {
-	ep := oauth2.Endpoint{AuthURL: m.AuthorizationEndpoint, TokenURL: m.TokenEndpoint}
+	ep := oauth2.Endpoint{AuthURL: m.AuthorizationEndpoint, TokenURL: m.TokenEndpoint, DeviceAuthURL: m.DeviceAuthorizationEndpoint}
 	methods := m.TokenEndpointAuthMethodsSupported
 	switch {
 	case len(methods) == 0 || slices.Contains(methods, "client_secret_basic"):

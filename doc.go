@@ -165,6 +165,7 @@
 //   - [Where tokens live]: the memory, file, Redis and SQL stores, your own
 //   - [Sharing a token across a fleet]: how processes spend a refresh token once
 //   - [Many accounts]: one token per user, dead grants, keep-alive
+//   - [Signing a person in]: the authorization code and device grants, Revoke
 //   - [Enterprise identity providers]: private_key_jwt, mTLS, DPoP, token exchange, discovery
 //   - [With generated and third-party API clients]
 //   - [gRPC and other protocols]
@@ -179,6 +180,7 @@
 // [Where tokens live]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/stores.md
 // [Sharing a token across a fleet]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/fleet.md
 // [Many accounts]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/many-accounts.md
+// [Signing a person in]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/person.md
 // [Enterprise identity providers]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/enterprise.md
 // [With generated and third-party API clients]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/api-clients.md
 // [gRPC and other protocols]: https://github.com/oauthtransport/oauthtransport/blob/main/docs/grpc.md
