@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
@@ -42,7 +43,7 @@ func newPerson(t *testing.T) *person {
 		t.Fatal(err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	p := &person{client: &http.Client{Transport: tr, Jar: jar,
+	p := &person{client: &http.Client{Transport: tr, Jar: jar, Timeout: 30 * time.Second, // a loose bound: a page that hangs ends the approval
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	t.Cleanup(func() { p.wg.Wait(); tr.CloseIdleConnections() })
 	return p

@@ -117,10 +117,12 @@ func startHydra(t *testing.T) *hydraServer {
 
 // hydraEnv configures Hydra: in memory, on loopback, no telemetry, PKCE
 // enforced for public clients, URLs through the proxy, the app's pages.
+// Nothing else of the environment reaches it: Hydra reads any variable
+// named like a setting.
 func hydraEnv(public, admin, front, app string) []string {
 	pubHost, pubPort, _ := net.SplitHostPort(public)
 	admHost, admPort, _ := net.SplitHostPort(admin)
-	return append(os.Environ(),
+	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()},
 		"DSN=memory", "SQA_OPT_OUT=true", "LOG_LEVEL=warn",
 		"SERVE_PUBLIC_HOST="+pubHost, "SERVE_PUBLIC_PORT="+pubPort,
 		"SERVE_ADMIN_HOST="+admHost, "SERVE_ADMIN_PORT="+admPort,
