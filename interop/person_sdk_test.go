@@ -1,12 +1,10 @@
-//go:build sdk_person
-
 package interop
 
 // The SDK's Sources for the grants a person authorizes (issue 21) against
 // real authorization servers: AuthorizationCode against oidc-provider and
 // Ory Hydra, DeviceAuthorization against oidc-provider (Hydra v2.3.0 has
 // no device grant). The headless person of browser_test.go is the open and
-// show funcs. Built with -tags sdk_person until those Sources land.
+// show funcs.
 
 import (
 	"context"
