@@ -37,7 +37,7 @@ const (
 type headerAuthorizer struct{}
 
 func (headerAuthorizer) authorize(req *http.Request, body io.ReadCloser, c *credential) (*http.Request, error) {
-	return withAuth(req, body, c.auth), nil
+	return withAuth(req, body, c.auth, c.bareHeader()), nil
 }
 
 func (headerAuthorizer) observe(*http.Request, *http.Response) {}
@@ -59,12 +59,15 @@ func (headerAuthorizer) rejected(resp *http.Response, c *credential) onReject {
 // withAuth returns a shallow copy of req with body and the Authorization
 // header auth. The header map is new; its values are shared with req's,
 // which neither we nor a RoundTripper modify.
-func withAuth(req *http.Request, body io.ReadCloser, auth []string) *http.Request {
+func withAuth(req *http.Request, body io.ReadCloser, auth []string, bare http.Header) *http.Request {
 	r := new(http.Request)
 	*r = *req
 	r.Body = body
 	if len(req.Header) == 0 {
-		r.Header = http.Header{"Authorization": auth}
+		r.Header = bare // shared, never modified: see credentialTimers
+		if bare == nil {
+			r.Header = http.Header{"Authorization": auth}
+		}
 		return r
 	}
 	h := maps.Clone(req.Header) // copies small maps wholesale, no rehashing

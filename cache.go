@@ -91,7 +91,7 @@ func (k *credentialCache) flightEnv() flightEnv {
 // expired, starting a background refresh when it is stale; otherwise it
 // waits for the one refresh in flight.
 func (k *credentialCache) current(ctx context.Context) (*credential, error) {
-	if c := k.cur.Load(); c != nil && (k.env.opts.boundCert == nil || k.stillBound(ctx, c)) {
+	if c := k.cur.Load(); c != nil && (c.rec.bound == nil || k.stillBound(ctx, c)) { // bound: WithBoundCertificate
 		switch c.load() {
 		case fresh:
 			return c, nil
@@ -110,7 +110,7 @@ func (k *credentialCache) current(ctx context.Context) (*credential, error) {
 // (WithBoundCertificate); if not, c is dropped, and the idle connections
 // made with the old certificate are closed.
 func (k *credentialCache) stillBound(ctx context.Context, c *credential) bool {
-	if c.rec.bound != nil && *c.rec.bound == k.env.opts.boundCert() {
+	if *c.rec.bound == k.env.opts.boundCert() {
 		return true
 	}
 	if k.cur.Load() == c {

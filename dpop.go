@@ -222,7 +222,7 @@ type dpopAuthorizer struct {
 
 func (a dpopAuthorizer) authorize(req *http.Request, body io.ReadCloser, c *credential) (*http.Request, error) {
 	if !strings.EqualFold(c.scheme(), "DPoP") {
-		return withAuth(req, body, c.auth), nil
+		return withAuth(req, body, c.auth, c.bareHeader()), nil
 	}
 	p, err := a.apiProof(req.Context(), req.Method, req.URL, c.rec.tok.AccessToken)
 	if err != nil {
@@ -231,7 +231,7 @@ func (a dpopAuthorizer) authorize(req *http.Request, body io.ReadCloser, c *cred
 		}
 		return nil, err
 	}
-	out := withAuth(req, body, c.auth)
+	out := withAuth(req, body, c.auth, nil) // its header gets the proof: its own map
 	out.Header["Dpop"] = []string{p}
 	return out, nil
 }

@@ -77,7 +77,9 @@ func defaultOptions() options {
 
 // WithBase sets the RoundTripper that sends the requests; the default is
 // [http.DefaultTransport]. The Transport never closes the base's idle
-// connections.
+// connections. As the [http.RoundTripper] contract says, rt must not
+// modify the requests it is given: requests that carry no header of their
+// own share one read-only header holding the token.
 func WithBase(rt http.RoundTripper) Option {
 	return func(o *options) {
 		if rt == nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,7 @@ type credential struct {
 	rec  *record  // never modified once installed
 	auth []string // the Authorization header value
 
-	timers *credentialTimers // move state; nil with a clock
+	timers *credentialTimers // move state, and the header of a bare request; nil with a clock
 	// With a clock (a keyed Transport), there are no timers: the state is
 	// read from the clock against staleAt and expireAt (Unix ns, 0: never).
 	clock             *coarseClock
@@ -40,8 +41,22 @@ type credential struct {
 }
 
 // credentialTimers move a credential's state without a clock (a Transport
-// with one token).
-type credentialTimers struct{ stale, expire *time.Timer }
+// with one token), and hold the header of a request that has none but the
+// credential's, shared read-only by every such request (a RoundTripper
+// must not modify a request): no map per request on the hot path. A keyed
+// Transport keeps none, for its memory per key.
+type credentialTimers struct {
+	stale, expire *time.Timer
+	header        http.Header
+}
+
+// bareHeader is the header of a request that carries nothing else, or nil.
+func (c *credential) bareHeader() http.Header {
+	if c.timers == nil {
+		return nil
+	}
+	return c.timers.header
+}
 
 // tokenState is where a credential is in its life.
 type tokenState uint32
@@ -263,6 +278,7 @@ func (c *credential) arm(now time.Time, p schedulePolicy, fetched bool, clock *c
 		c.late = fetched && c.expireAt != 0 && now.UnixNano() >= c.expireAt
 		return
 	}
+	c.timers = &credentialTimers{header: http.Header{"Authorization": c.auth}}
 	switch {
 	case !expireAt.IsZero() && !now.Before(expireAt) && fetched:
 		c.late = true
@@ -274,12 +290,9 @@ func (c *credential) arm(now time.Time, p schedulePolicy, fetched bool, clock *c
 	case !staleAt.IsZero() && !now.Before(staleAt):
 		c.state.Store(uint32(stale))
 	case !staleAt.IsZero():
-		c.timers = &credentialTimers{stale: time.AfterFunc(staleAt.Sub(now), func() { c.state.CompareAndSwap(uint32(fresh), uint32(stale)) })}
+		c.timers.stale = time.AfterFunc(staleAt.Sub(now), func() { c.state.CompareAndSwap(uint32(fresh), uint32(stale)) })
 	}
 	if !expireAt.IsZero() {
-		if c.timers == nil {
-			c.timers = &credentialTimers{}
-		}
 		c.timers.expire = time.AfterFunc(expireAt.Sub(now), func() { c.state.Store(uint32(expired)) })
 	}
 }

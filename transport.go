@@ -133,7 +133,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, &insecureError{method: req.Method, url: wire.RedactURL(req.URL)}
 	}
-	k, c, err := t.credential(req.Context(), (*credentialCache).current)
+	var k *credentialCache
+	var c *credential
+	var err error
+	if t.keyed == nil { // one token: the direct call is the hot path
+		k = t.cache
+		c, err = k.current(req.Context())
+	} else {
+		k, c, err = t.credential(req.Context(), (*credentialCache).current)
+	}
 	if err != nil {
 		closeBody(req)
 		return nil, err
