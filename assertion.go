@@ -101,10 +101,20 @@ func (l *lastAssertion) readAt() time.Time {
 	return l.read
 }
 
-// keep records a, which the source just gave, or falls back on the last
-// good assertion when the source failed (readErr) or gave one whose exp
-// has passed. What it returns is what the caller gets.
-func (l *lastAssertion) keep(a string, readErr error) (string, error) {
+// keep records a, which source just gave, or falls back on the last good
+// assertion when the source failed (readErr) or gave one whose exp has
+// passed. What it returns is what the caller gets: a failure is an
+// *AssertionError naming source.
+func (l *lastAssertion) keep(source, a string, readErr error) (string, error) {
+	a, err := l.keepOrLast(a, readErr)
+	if err != nil {
+		return "", &AssertionError{Source: source, Err: err}
+	}
+	return a, nil
+}
+
+// keepOrLast is keep without naming the source.
+func (l *lastAssertion) keepOrLast(a string, readErr error) (string, error) {
 	now := time.Now()
 	if readErr == nil {
 		times := wire.JWTTimes(a)

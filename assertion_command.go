@@ -47,11 +47,8 @@ func (c *commandAssertion) assertion(ctx context.Context) (string, error) {
 	if a, ok := c.last.fresh(); ok {
 		return a, nil
 	}
-	a, err := c.last.keep(c.run(ctx))
-	if err != nil {
-		return "", &AssertionError{Source: fmt.Sprintf("command %q", c.name), Err: err}
-	}
-	return a, nil
+	a, err := c.run(ctx)
+	return c.last.keep(fmt.Sprintf("command %q", c.name), a, err)
 }
 
 // run runs the program once.

@@ -63,11 +63,7 @@ func (f *fileAssertion) assertion(ctx context.Context) (string, error) {
 		f.seen = info // as it was before the read: a change during it is seen next time
 		f.mu.Unlock()
 	}
-	a, err = f.last.keep(a, err)
-	if err != nil {
-		return "", &AssertionError{Source: fmt.Sprintf("file %q", f.path), Err: err}
-	}
-	return a, nil
+	return f.last.keep(fmt.Sprintf("file %q", f.path), a, err)
 }
 
 // unchanged reports whether the file is the one read last, as it was.

@@ -51,11 +51,8 @@ func (g *githubAssertion) assertion(ctx context.Context) (string, error) {
 	if a, ok := g.last.fresh(); ok {
 		return a, nil
 	}
-	a, err := g.last.keep(g.fetch(ctx))
-	if err != nil {
-		return "", &AssertionError{Source: githubSource, Err: err}
-	}
-	return a, nil
+	a, err := g.fetch(ctx)
+	return g.last.keep(githubSource, a, err)
 }
 
 // fetch asks the job's OIDC endpoint for a token.

@@ -111,13 +111,7 @@ func (p *protocol) set(ctx context.Context, tok *oauth2.Token) error {
 		return fmt.Errorf("oauthtransport: SetToken: %w", err)
 	}
 	err = p.persist.ordered(func() error {
-		gen := uint64(0)
-		for _, r := range []*record{p.seen.Load(), stored} {
-			if r != nil {
-				gen = max(gen, r.meta.gen)
-			}
-		}
-		rec := &record{tok: store.Clone(tok), meta: meta{gen: gen + 1, obtained: time.Now().UnixMilli()}}
+		rec := &record{tok: store.Clone(tok), meta: meta{gen: newestGen(p.seen.Load(), stored) + 1, obtained: time.Now().UnixMilli()}}
 		if err := p.persist.saveLocked(ctx, p.slot, rec); err != nil {
 			return fmt.Errorf("oauthtransport: SetToken: %w", err)
 		}

@@ -82,13 +82,7 @@ func (p *protocol) login(ctx context.Context, base *record, l *lease) (*credenti
 	case tok == nil || tok.AccessToken == "":
 		return nil, outcomeLogin, &TokenError{Err: errors.New("the login returned no access token")}
 	}
-	gen := uint64(0)
-	for _, r := range []*record{base, p.seen.Load()} {
-		if r != nil {
-			gen = max(gen, r.meta.gen)
-		}
-	}
-	rec := next(&record{tok: &oauth2.Token{}, meta: meta{gen: gen}}, tok)
+	rec := next(&record{tok: &oauth2.Token{}, meta: meta{gen: newestGen(base, p.seen.Load())}}, tok)
 	if b := p.env.opts.boundCert; b != nil {
 		rec.bound = boundTo(rec.tok, b)
 	}

@@ -168,6 +168,17 @@ func (m meta) public() store.Meta {
 	return store.Meta{Generation: m.gen, Obtained: t(m.obtained), Spent: t(m.spent), Dead: t(m.dead), Refusal: m.refusal}
 }
 
+// newestGen is the highest generation of rs (nil ones skipped).
+func newestGen(rs ...*record) uint64 {
+	var gen uint64
+	for _, r := range rs {
+		if r != nil {
+			gen = max(gen, r.meta.gen)
+		}
+	}
+	return gen
+}
+
 // newer reports whether a is a later token than b for the same key: by
 // generation when both have one, else (an unversioned record) by expiry.
 func newer(a, b *record) bool {
