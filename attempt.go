@@ -139,11 +139,13 @@ func (a *attempt) unauthorized(resp *http.Response) (step, *http.Response, error
 		if !a.k.spacing.mayRenew(a.c.rec, a.c.accepted.Load()) { // never-accepted tokens' renewals are spaced out
 			return a.finish(resp, v)
 		}
-		a.k.invalidate(a.req.Context(), a.c)
-		a.rejected = a.c
 		if how == rejectClaims {
 			a.claims, _ = wire.Claims(wire.ParseChallenges(resp.Header.Values("Www-Authenticate")))
+			// Before the token is dropped: whoever then finds no token asks for the same claims.
+			a.k.env.ledger.askClaims(a.k.slot().key, a.claims)
 		}
+		a.k.invalidate(a.req.Context(), a.c)
+		a.rejected = a.c
 	}
 	if !rewindable(a.req) {
 		return a.notReplayable(resp, nil, v)

@@ -172,7 +172,6 @@ func (k *credentialCache) withClaims(ctx context.Context, claims string, rejecte
 	if c := k.cur.Load(); c != nil && c.rec.tok.AccessToken != rejected.rec.tok.AccessToken && c.load() != expired {
 		return c, nil
 	}
-	k.env.ledger.askClaims(k.slot().key, claims) // requests that find no token meanwhile ask for the same
 	return k.obtain(ctx, ask{replace: rejected, claims: claims, parent: trace.SpanContextFromContext(ctx)})
 }
 
