@@ -226,6 +226,85 @@ func (t *Transport) Revoke(ctx context.Context) error {
 	return k.protocol(ask{}).revoke(ctx)
 }
 
+// Credential returns a valid token for ctx's key ([WithKey] on a keyed
+// Transport), fetching or refreshing one as RoundTrip does: it starts a
+// background refresh when the token is due for one, and waits (on ctx) for
+// the one refresh in flight only when no valid token is held. Its errors
+// are RoundTrip's before anything is sent: a *[TokenError] (matching
+// [ErrToken]) when no token can be had, [ErrNoKey] for a keyed Transport
+// without WithKey, ctx's error when ctx ends first.
+//
+// It never checks where the token goes: a caller sending it over plain
+// text to a remote host should refuse to, unless [Transport.AllowsInsecure].
+func (t *Transport) Credential(ctx context.Context) (*Credential, error) {
+	k, c, err := t.credential(ctx, (*credentialCache).current)
+	if err != nil {
+		return nil, err
+	}
+	return &Credential{t: t, k: k, c: c}, nil
+}
+
+// Retry says whether to try a call of another protocol again after a
+// failure a retry can fix (a rate limit, the server unavailable) of its
+// attempt-th try (1 for the first), and how long to wait first, under the
+// Transport's [RetryPolicy] and its retry budget, shared with RoundTrip.
+//
+// The wait is the policy's backoff for that retry, or hint, the server's
+// own (such as Retry-After or gRPC's google.rpc.RetryInfo; zero when it
+// sent none), when that is longer. It returns false, and the caller
+// returns the failure as final, once attempt reaches MaxAttempts, when
+// hint exceeds MaxRetryAfter, while the budget is spent, or when the wait
+// would end after ctx's deadline; and when idempotent is false, unless
+// RetryNonIdempotent: pass true when the server did not act on the try
+// (a rate limit) or acting twice does no harm.
+//
+// Every call spends from the budget as a retryable HTTP failure does;
+// [Transport.Succeeded] earns it back. A retry is counted in [Stats]
+// (Retries) and the metrics (reason "integration"); one the server hinted
+// at counts as a rate-limit wait, and a hinted one not waited for (past
+// MaxRetryAfter or the deadline) as a rate-limit fail-fast. Retry does not
+// sleep.
+func (t *Transport) Retry(ctx context.Context, attempt int, hint time.Duration, idempotent bool) (time.Duration, bool) {
+	r := t.retrier
+	r.budget.failure()
+	retries := max(attempt, 1) - 1
+	v := verdict{class: retrySafe, hint: hint}
+	if hint > 0 {
+		v.kind = kindRateLimit
+	}
+	waits := &waits{p: retryWaits(r.policy), n: retries}
+	wait, why := r.next(ctx, idempotent || r.policy.RetryNonIdempotent, true, hint, retries, waits)
+	if why != stopNone {
+		t.env.rec.gaveUp(ctx, v, why)
+		return 0, false
+	}
+	t.env.rec.retried(ctx, "integration", v)
+	return wait, true
+}
+
+// Succeeded reports that a call of another protocol succeeded: it earns
+// back retry budget as a successful HTTP response does (see
+// [RetryPolicy].RetryBudget).
+func (t *Transport) Succeeded() { t.retrier.budget.success() }
+
+// AllowsInsecure reports whether [WithInsecureHTTP] was given: whether a
+// token may be sent without transport security (over plain text to a
+// remote host). An integration should refuse to send one otherwise.
+func (t *Transport) AllowsInsecure() bool { return t.opts.insecureHTTP }
+
+// successor returns the cache that replaced k in memory after a keyed
+// Transport evicted k's key, or nil.
+func (t *Transport) successor(k *credentialCache) *credentialCache {
+	if t.keyed == nil {
+		return nil
+	}
+	v, ok := t.keyed.m.Load(k.name)
+	if !ok || v.(*credentialCache) == k {
+		return nil
+	}
+	return v.(*credentialCache)
+}
+
 // Stats returns the counters so far. It is safe to call at any time.
 func (t *Transport) Stats() Stats {
 	s := &t.env.rec.stats
