@@ -50,6 +50,9 @@ type env struct {
 	private     bool         // store is the Transport's own in-memory store
 	keys        storeKeys
 	ledger      ledger
+	// fetchedUnder: the certificate thumbprint of the last token request
+	// (WithBoundCertificate).
+	fetchedUnder atomic.Pointer[string]
 	// clock: credentials read it instead of owning timers (a keyed
 	// Transport: no timer per idle key); nil otherwise.
 	clock *coarseClock

@@ -325,6 +325,11 @@ func (p *protocol) fetch(ctx context.Context, base *record) (*oauth2.Token, erro
 	p.bound = ""
 	if b := p.env.opts.boundCert; b != nil {
 		p.bound = b() // the certificate this request presents
+		if last := p.env.fetchedUnder.Swap(&p.bound); last != nil && *last != p.bound {
+			// A connection made with the old certificate (a refresh that was
+			// in flight when it changed) must not carry this request.
+			p.env.tokenClient.CloseIdleConnections()
+		}
 	}
 	ctx = withTokenClient(ctx, p.env.tokenClient)
 	if p.claims != "" {
