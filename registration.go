@@ -28,14 +28,14 @@ import (
 
 // identity is the client at one issuer.
 type identity struct {
-	ClientID  string        `json:"client_id"`
-	Secret    string        `json:"client_secret,omitempty"`
-	Method    string        `json:"method"` // token_endpoint_auth_method
-	Expires   int64         `json:"expires,omitempty"`
-	Redirect  string        `json:"redirect_uri,omitempty"`
-	Dynamic   bool          `json:"dynamic,omitempty"` // registered here: kept in the store, registered again when refused
-	key       crypto.Signer // private_key_jwt
-	kid, alg  string
+	ClientID string        `json:"client_id"`
+	Secret   string        `json:"client_secret,omitempty"`
+	Method   string        `json:"method"` // token_endpoint_auth_method
+	Expires  int64         `json:"expires,omitempty"`
+	Redirect string        `json:"redirect_uri,omitempty"`
+	Dynamic  bool          `json:"dynamic,omitempty"` // registered here: kept in the store, registered again when refused
+	key      crypto.Signer // private_key_jwt
+	kid, alg string
 }
 
 // expired reports a dynamic registration whose secret has expired.

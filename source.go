@@ -63,7 +63,7 @@ type sourceOptions struct {
 
 	issuer  string          // WithIssuer: whose metadata checks iss and names the revocation endpoint
 	md      *ServerMetadata // the issuer's metadata, already known (ProtectedResource)
-	timeout time.Duration // WithLoginTimeout; zero: defaultLoginTimeout
+	timeout time.Duration   // WithLoginTimeout; zero: defaultLoginTimeout
 }
 
 // WithRotationGrace declares that the token endpoint accepts a rotated
