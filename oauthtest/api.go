@@ -10,10 +10,15 @@ import (
 )
 
 // serveMetadata serves the server's metadata (RFC 8414, OpenID Connect
-// Discovery); the issuer is the server's URL.
-func (s *Server) serveMetadata(w http.ResponseWriter, _ *http.Request) {
+// Discovery), with MetadataMembers applied; the issuer is the server's
+// URL. Under NoMetadata it answers 404.
+func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
+	if s.noMetadata {
+		http.NotFound(w, r)
+		return
+	}
 	md := map[string]any{
-		"issuer": s.URL, "token_endpoint": s.TokenURL, "revocation_endpoint": s.RevokeURL,
+		"issuer": s.URL, "token_endpoint": s.TokenURL, "revocation_endpoint": s.RevokeURL, "registration_endpoint": s.RegisterURL,
 		"authorization_endpoint": s.AuthURL, "device_authorization_endpoint": s.DeviceAuthURL,
 		"response_types_supported":                       []string{"code"},
 		"code_challenge_methods_supported":               []string{"S256"},
@@ -29,6 +34,13 @@ func (s *Server) serveMetadata(w http.ResponseWriter, _ *http.Request) {
 	}
 	if s.dpopRequired {
 		md["dpop_bound_access_tokens_required"] = true
+	}
+	for k, v := range s.members {
+		if v == nil {
+			delete(md, k)
+		} else {
+			md[k] = v
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(md)

@@ -133,7 +133,7 @@ func (s *Server) firstUse(jti string) error {
 
 // exchangeGrant serves RFC 8693 token exchange: any non-empty subject
 // token of a declared type gets a token; the request is recorded.
-func (s *Server) exchangeGrant(w http.ResponseWriter, r *http.Request, p *proof) {
+func (s *Server) exchangeGrant(w http.ResponseWriter, r *http.Request, client string, p *proof) {
 	if r.PostFormValue("subject_token") == "" || r.PostFormValue("subject_token_type") == "" {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "subject_token and subject_token_type are required")
 		return
@@ -142,15 +142,15 @@ func (s *Server) exchangeGrant(w http.ResponseWriter, r *http.Request, p *proof)
 		oauthError(w, http.StatusBadRequest, "invalid_request", "actor_token_type is required with actor_token")
 		return
 	}
-	s.issue(w, nil, r.PostFormValue("scope"), p, "urn:ietf:params:oauth:token-type:access_token")
+	s.issue(w, requested(r, client), p, "urn:ietf:params:oauth:token-type:access_token")
 }
 
 // jwtBearerGrant serves RFC 7523 §2.1: an assertion signed by the client
 // key, for the token endpoint.
-func (s *Server) jwtBearerGrant(w http.ResponseWriter, r *http.Request, p *proof) {
+func (s *Server) jwtBearerGrant(w http.ResponseWriter, r *http.Request, client string, p *proof) {
 	if _, _, sub, err := s.verifyJWT(r.PostFormValue("assertion")); err != nil || sub == "" {
 		oauthError(w, http.StatusBadRequest, "invalid_grant", fmt.Sprintf("assertion refused: %v", err))
 		return
 	}
-	s.issue(w, nil, r.PostFormValue("scope"), p, "")
+	s.issue(w, requested(r, client), p, "")
 }

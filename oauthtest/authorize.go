@@ -99,6 +99,7 @@ type authorizeState struct {
 // authCode is what an authorization code stands for.
 type authCode struct {
 	client, redirect, challenge, scope string
+	resources                          []string // the authorization request's (RFC 8707)
 	expiry                             time.Time
 	fam                                *family // set at the first exchange; revoked at the next
 }
@@ -137,7 +138,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	code := "code-" + randomHex()
 	s.mu.Lock()
 	s.authz.codes[code] = &authCode{client: q.Get("client_id"), redirect: to, challenge: q.Get("code_challenge"),
-		scope: q.Get("scope"), expiry: time.Now().Add(codeLifetime)}
+		scope: q.Get("scope"), resources: q["resource"], expiry: time.Now().Add(codeLifetime)}
 	s.mu.Unlock()
 	s.redirect(w, r, to, url.Values{"code": {code}})
 }
@@ -145,13 +146,17 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 // checkClient returns what is wrong with the client_id or the
 // redirect_uri, empty when nothing is.
 func (s *Server) checkClient(q url.Values) string {
-	switch id := q.Get("client_id"); {
+	id := q.Get("client_id")
+	switch {
 	case id == "":
 		return "client_id is missing"
-	case id != ClientID && id != PublicClientID:
+	case id != ClientID && id != PublicClientID && !s.registered(id):
 		return "unknown client_id"
 	}
 	to := q.Get("redirect_uri")
+	if id != ClientID && id != PublicClientID {
+		return s.checkRegisteredRedirect(id, to)
+	}
 	s.mu.Lock()
 	registered := slices.Contains(s.authz.redirects, to)
 	s.mu.Unlock()
@@ -233,7 +238,7 @@ func (s *Server) codeGrant(w http.ResponseWriter, r *http.Request, client string
 		c.fam.revoked = true
 		s.authz.replays.Add(1)
 	} else if known {
-		c.fam = &family{client: client} // spent now, whatever follows
+		c.fam = &family{client: client, scope: c.scope, resources: c.resources} // spent now, whatever follows
 	}
 	s.mu.Unlock()
 	problem := ""
@@ -255,7 +260,11 @@ func (s *Server) codeGrant(w http.ResponseWriter, r *http.Request, client string
 		oauthError(w, http.StatusBadRequest, "invalid_grant", problem)
 		return
 	}
-	s.issue(w, c.fam, c.scope, p, "")
+	g := grant{fam: c.fam, scope: c.scope, resources: c.resources, client: client}
+	if asked := r.PostForm["resource"]; len(asked) > 0 {
+		g.resources = asked // RFC 8707 §2.2: the token request names the resource the token is for
+	}
+	s.issue(w, g, p, "")
 }
 
 // verifierMatches checks a code_verifier (RFC 7636 §4.1, §4.6) against

@@ -168,14 +168,14 @@ func (s *Server) deviceGrant(w http.ResponseWriter, r *http.Request, client stri
 	code, desc := s.pollLocked(d, client, time.Now())
 	var fam *family
 	if code == "" {
-		fam = &family{client: client}
+		fam = &family{client: client, scope: d.scope, resources: d.request.PostForm["resource"]}
 	}
 	s.mu.Unlock()
 	if code != "" {
 		oauthError(w, http.StatusBadRequest, code, desc)
 		return
 	}
-	s.issue(w, fam, d.scope, p, "")
+	s.issue(w, grant{fam: fam, scope: d.scope, resources: fam.resources, client: client}, p, "")
 }
 
 // decideDue has the person decide device code dc when DeviceDecisionAfter

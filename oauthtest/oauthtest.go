@@ -30,6 +30,17 @@
 // APIRejected, Reuses, and for a person's grants AuthorizationRequests,
 // CodeExchanges, PKCEChecks, DevicePolls. Every method is safe for
 // concurrent use.
+//
+// For protected resources that name their authorization server (RFC
+// 9728, as MCP servers do), NewResource starts one on another origin,
+// with the scopes it requires (SetRequiredScopes for a step-up) and its
+// metadata to bend (MetadataDocument, MetadataHandler,
+// NoResourceMetadata). The server registers clients dynamically (RFC
+// 7591, RegisterURL), which then work at its endpoints like the built-in
+// ones (RegistrationLifetime, FailRegistrations, ForgetRegistrations,
+// Registrations), remembers what each token was issued for (Introspect),
+// and bends its own metadata (MetadataMembers, NoMetadata) and grants
+// (WithheldScopes).
 package oauthtest
 
 import (
@@ -72,6 +83,10 @@ type Server struct {
 	// oauth2.SetAuthURLParam("client_secret", ClientSecret), or use the
 	// public client ([Server.PublicConfig]).
 	DeviceAuthURL string
+	// RegisterURL is the dynamic client registration endpoint (RFC 7591),
+	// the registration_endpoint of the metadata: see
+	// [Server.Registrations].
+	RegisterURL string
 
 	tokenCalls, apiCalls, apiRejected, reuses atomic.Int64
 	revocations                               atomic.Int64
@@ -99,6 +114,11 @@ type Server struct {
 	person func(*http.Request) Decision // nil: Approve
 	authz  authorizeState
 	device deviceState
+	reg    registrationState
+
+	members    map[string]any // MetadataMembers
+	noMetadata bool           // NoMetadata
+	withheld   []string       // WithheldScopes
 }
 
 type rotated struct {
@@ -107,16 +127,20 @@ type rotated struct {
 }
 
 type grant struct {
-	expiry time.Time
-	fam    *family
-	scope  string
-	jkt    string // DPoP-bound to this key
+	expiry    time.Time
+	fam       *family
+	scope     string
+	resources []string // RFC 8707 resource indicators; empty: any
+	client    string
+	jkt       string // DPoP-bound to this key
 }
 
 // family is the tokens a grant gave, refreshed from one another.
 type family struct {
-	revoked bool
-	client  string // the client it was issued to, the only one that may refresh it
+	revoked   bool
+	client    string   // the client it was issued to, the only one that may refresh it
+	scope     string   // what the grant asked for: every token of the family gets it
+	resources []string // the grant's resource indicators
 }
 
 // Failure is a scripted token endpoint failure.
@@ -158,6 +182,7 @@ func New(opts ...Option) *Server {
 		asNonce:  "as-" + randomHex(),
 		rsNonce:  "rs-" + randomHex(),
 		authz:    authorizeState{codes: make(map[string]*authCode)},
+		reg:      registrationState{clients: make(map[string]*dynamicClient)},
 		device:   newDeviceState(),
 	}
 	for _, o := range opts {
@@ -172,12 +197,14 @@ func New(opts ...Option) *Server {
 	mux.HandleFunc("GET /authorize", s.serveAuthorize)
 	mux.HandleFunc("POST /device_authorization", s.serveDeviceAuthorization)
 	mux.HandleFunc("GET /device", s.serveVerification)
+	mux.HandleFunc("POST /register", s.serveRegister)
 	s.Server = httptest.NewServer(mux)
 	s.TokenURL = s.URL + "/token"
 	s.RevokeURL = s.URL + "/revoke"
 	s.APIURL = s.URL + "/api/"
 	s.AuthURL = s.URL + "/authorize"
 	s.DeviceAuthURL = s.URL + "/device_authorization"
+	s.RegisterURL = s.URL + "/register"
 	return s
 }
 

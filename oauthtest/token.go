@@ -28,13 +28,17 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, TokenRequest{Form: r.PostForm, AuthMethod: method, DPoP: p != nil})
 	s.mu.Unlock()
 	grantType := r.PostFormValue("grant_type")
-	if client == PublicClientID && confidentialGrants[grantType] {
+	if method == "none" && confidentialGrants[grantType] {
 		oauthError(w, http.StatusBadRequest, "unauthorized_client", "a public client may not use this grant")
+		return
+	}
+	if !s.mayUseGrant(client, grantType) {
+		oauthError(w, http.StatusBadRequest, "unauthorized_client", "the client did not register this grant type")
 		return
 	}
 	switch grantType {
 	case "client_credentials":
-		s.issue(w, nil, r.PostFormValue("scope"), p, "")
+		s.issue(w, requested(r, client), p, "")
 	case "refresh_token":
 		s.refreshGrant(w, r.PostFormValue("refresh_token"), client, p)
 	case "authorization_code":
@@ -42,9 +46,9 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	case deviceGrantType:
 		s.deviceGrant(w, r, client, p)
 	case "urn:ietf:params:oauth:grant-type:token-exchange":
-		s.exchangeGrant(w, r, p)
+		s.exchangeGrant(w, r, client, p)
 	case "urn:ietf:params:oauth:grant-type:jwt-bearer":
-		s.jwtBearerGrant(w, r, p)
+		s.jwtBearerGrant(w, r, client, p)
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "")
 	}
@@ -84,9 +88,9 @@ func (s *Server) scripted(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // authenticate checks the client: a secret in the header or the body, an
-// assertion, or the public client's bare client_id. It returns the client
-// and the method ("none" for the public client); false when it wrote a
-// 401.
+// assertion, or the public client's bare client_id; a client registered
+// dynamically as it registered (see register.go). It returns the client
+// and the method ("none" for a public client); false when it wrote a 401.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (client, method string, ok bool) {
 	if r.PostFormValue("client_assertion") != "" {
 		method, err := s.clientAssertion(r)
@@ -107,6 +111,8 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (client, m
 		return "", "", false
 	case id == PublicClientID && secret == "" && r.PostFormValue("client_secret") == "":
 		return PublicClientID, "none", true
+	case id != ClientID && s.registered(id):
+		return s.authenticateRegistered(w, r, id, secret, method)
 	case id != ClientID || secret != ClientSecret:
 		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret ("+method+")")
@@ -145,16 +151,24 @@ func (s *Server) refreshGrant(w http.ResponseWriter, rt, client string, p *proof
 		s.used[rt] = rotated{fam: fam, at: time.Now()}
 	}
 	s.mu.Unlock()
-	s.issue(w, fam, "", p, "")
+	s.issue(w, grant{fam: fam, scope: fam.scope, resources: fam.resources, client: client}, p, "")
 }
 
-// issue answers with a new access token: DPoP-bound when the request had
-// a proof, with issued_token_type when given.
-func (s *Server) issue(w http.ResponseWriter, fam *family, scope string, p *proof, issuedType string) {
+// requested is what a grant without a family asks for: the request's
+// scope and resources, for client.
+func requested(r *http.Request, client string) grant {
+	return grant{scope: r.PostFormValue("scope"), resources: r.PostForm["resource"], client: client}
+}
+
+// issue answers with a new access token for g (its family, scope less
+// the withheld scopes, resources and client): DPoP-bound when the
+// request had a proof, with issued_token_type when given.
+func (s *Server) issue(w http.ResponseWriter, g grant, p *proof, issuedType string) {
 	at := "at-" + randomHex()
 	s.mu.Lock()
 	lifetime := s.lifetime
-	g := grant{fam: fam, scope: scope}
+	fam, scope := g.fam, s.grantedLocked(g.scope)
+	g.scope = scope
 	if lifetime > 0 {
 		g.expiry = time.Now().Add(lifetime)
 	}
