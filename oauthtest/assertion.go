@@ -35,7 +35,8 @@ func ReusableAssertions() Option { return func(s *Server) { s.reusableAssertions
 // TokenRequest is one request the token endpoint received.
 type TokenRequest struct {
 	Form       url.Values // the form as sent, client secrets and assertions included
-	AuthMethod string     // client_secret_basic, client_secret_post, private_key_jwt, client_secret_jwt, or none (PublicClientID)
+	AuthMethod string     // client_secret_basic, client_secret_post, private_key_jwt, client_secret_jwt, or none (a public client)
+	ClientID   string     // the client it authenticated as
 	DPoP       bool       // it carried a valid DPoP proof
 }
 

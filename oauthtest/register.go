@@ -44,6 +44,18 @@ type ClientMetadata struct {
 	Raw map[string]any `json:"-"`
 }
 
+// Registration is a registration request the registration endpoint
+// received, and what it issued.
+type Registration struct {
+	ClientMetadata
+	// ClientID is the client registered; empty when the request was
+	// refused or failed.
+	ClientID string
+	// ClientSecret is its secret; empty for a public client (none). Tests
+	// check with it that a secret appears nowhere it should not.
+	ClientSecret string
+}
+
 // FailRegistrations makes the next registration requests fail, one
 // Failure each: Status with the RFC 7591 §3.2.2 error Code (say
 // invalid_client_metadata), or a body that is not JSON when Code is
@@ -58,10 +70,10 @@ func (s *Server) FailRegistrations(fs ...Failure) {
 // (RegisterURL) received, failed and refused ones included.
 func (s *Server) Registrations() int { return int(s.reg.calls.Load()) }
 
-// RegistrationRequests returns the client metadata of every registration
-// request whose body was a JSON object, oldest first, failed and refused
-// ones included.
-func (s *Server) RegistrationRequests() []ClientMetadata {
+// RegistrationRequests returns every registration request whose body
+// was a JSON object, oldest first, refused ones included (scripted
+// failures are not: their body is not read).
+func (s *Server) RegistrationRequests() []Registration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.reg.requests)
@@ -84,7 +96,7 @@ type registrationState struct {
 	lifetime time.Duration
 	failures []Failure
 	clients  map[string]*dynamicClient // by client_id
-	requests []ClientMetadata
+	requests []Registration
 	calls    atomic.Int64
 }
 
@@ -112,10 +124,11 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_client_metadata", "the body is not a JSON object of client metadata")
 		return
 	}
-	s.mu.Lock()
-	s.reg.requests = append(s.reg.requests, *md)
-	s.mu.Unlock()
-	if code, desc := checkClientMetadata(md); code != "" {
+	code, desc := checkClientMetadata(md)
+	if code != "" {
+		s.mu.Lock()
+		s.reg.requests = append(s.reg.requests, Registration{ClientMetadata: *md})
+		s.mu.Unlock()
 		oauthError(w, http.StatusBadRequest, code, desc)
 		return
 	}
@@ -244,6 +257,7 @@ func (s *Server) registerClient(md *ClientMetadata) map[string]any {
 		}
 	}
 	s.reg.clients[id] = c
+	s.reg.requests = append(s.reg.requests, Registration{ClientMetadata: *md, ClientID: id, ClientSecret: c.secret})
 	return resp
 }
 

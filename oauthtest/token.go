@@ -25,7 +25,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	s.requests = append(s.requests, TokenRequest{Form: r.PostForm, AuthMethod: method, DPoP: p != nil})
+	s.requests = append(s.requests, TokenRequest{Form: r.PostForm, AuthMethod: method, ClientID: client, DPoP: p != nil})
 	s.mu.Unlock()
 	grantType := r.PostFormValue("grant_type")
 	if method == "none" && confidentialGrants[grantType] {

@@ -1,0 +1,316 @@
+package oauthtransport
+
+// ProtectedResource over real HTTP, against oauthtest's authorization
+// server and a resource on another origin: the chain it runs (resource
+// metadata, server metadata, dynamic registration, PKCE, RFC 8707
+// resources, scopes), the grants (a person's, client credentials,
+// private_key_jwt), the registration kept and replaced, step-up, many
+// resources on one Transport, and the 2025-03-26 fallbacks.
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/oauthtransport/oauthtransport/oauthtest"
+	"github.com/oauthtransport/oauthtransport/store"
+)
+
+// mcpEnv is a protected resource, its authorization server on another
+// origin, and the browser of the person who logs in.
+type mcpEnv struct {
+	as  *oauthtest.Server
+	res *oauthtest.Resource
+	b   *browser
+}
+
+func newMCPEnv(t *testing.T, asOpts []oauthtest.Option, resOpts ...oauthtest.ResourceOption) *mcpEnv {
+	t.Helper()
+	as := oauthtest.NewServer(t, asOpts...)
+	return &mcpEnv{as: as, res: oauthtest.NewResource(t, as, resOpts...), b: &browser{}}
+}
+
+// person is the config of a client that a person logs in to, registered
+// dynamically.
+func (e *mcpEnv) person() *ClientConfig { return &ClientConfig{Open: e.b.open} }
+
+// transport is a Transport for e's resource, closed when t ends.
+func (e *mcpEnv) transport(t *testing.T, cfg *ClientConfig, opts ...Option) *Transport {
+	t.Helper()
+	return protectedTransport(t, e.res.ResourceURL, cfg, opts...)
+}
+
+func protectedTransport(t *testing.T, resourceURL string, cfg *ClientConfig, opts ...Option) *Transport {
+	t.Helper()
+	tr, err := New(ProtectedResource(resourceURL, cfg), opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	return tr
+}
+
+// callMCP POSTs a JSON-RPC body (replayable) to u through tr and returns
+// the status; the error is RoundTrip's.
+func callMCP(ctx context.Context, tr *Transport, u string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	if err != nil {
+		return 0, err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// mustCall calls the resource and requires a 200.
+func mustCall(t *testing.T, tr *Transport, u string) {
+	t.Helper()
+	status, err := callMCP(context.Background(), tr, u)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status)
+}
+
+// tokensSeen are the tokens res accepted or refused, by status.
+func tokensSeen(res *oauthtest.Resource) map[string][]int {
+	seen := map[string][]int{}
+	for _, r := range res.Requests() {
+		if r.Token != "" {
+			seen[r.Token] = append(seen[r.Token], r.Status)
+		}
+	}
+	return seen
+}
+
+// scopeParam is the scope of an authorization request, as a set.
+func scopeParam(q url.Values) []string {
+	s := strings.Fields(q.Get("scope"))
+	if len(s) == 0 {
+		return nil
+	}
+	slices.Sort(s)
+	return s
+}
+
+func TestProtectedResourceChainOnAnotherHost(t *testing.T) {
+	t.Parallel()
+	e := newMCPEnv(t, nil, oauthtest.ResourceScopes("mcp:read", "mcp:write"))
+	require.NotEqual(t, e.as.Listener.Addr().String(), e.res.Listener.Addr().String())
+	tr := e.transport(t, e.person())
+	mustCall(t, tr, e.res.ResourceURL)
+
+	// The registration: a native app with the loopback redirect it then used.
+	require.Equal(t, 1, e.as.Registrations())
+	reg := e.as.RegistrationRequests()[0]
+	assert.Equal(t, "none", reg.TokenEndpointAuthMethod, "a person's client is public")
+	assert.Equal(t, "native", reg.ApplicationType)
+	assert.Subset(t, reg.GrantTypes, []string{"authorization_code", "refresh_token"})
+	asked := e.as.AuthorizationRequests()
+	require.Len(t, asked, 1)
+	q := asked[0]
+	assert.Equal(t, []string{q.Get("redirect_uri")}, reg.RedirectURIs, "the redirect registered is the one used")
+	back := e.b.redirect()
+	require.NotNil(t, back)
+	assert.Equal(t, q.Get("redirect_uri"), back.Scheme+"://"+back.Host+back.Path, "and the browser came back to it")
+	assert.True(t, loopbackRedirectURI(q.Get("redirect_uri")), "a loopback redirect: %s", q.Get("redirect_uri"))
+
+	// The authorization request: PKCE S256, the resource, the scopes of
+	// scopes_supported (the challenge named none).
+	assert.Equal(t, "S256", q.Get("code_challenge_method"))
+	assert.NotEmpty(t, q.Get("code_challenge"))
+	assert.Equal(t, []string{e.res.ResourceURL}, q["resource"])
+	assert.Equal(t, []string{"mcp:read", "mcp:write"}, scopeParam(q))
+	passed, failed := e.as.PKCEChecks()
+	assert.Equal(t, [2]int64{1, 0}, [2]int64{passed, failed})
+
+	// The token request: the code, with the resource, as the registered client.
+	reqs := e.as.TokenRequests()
+	require.Len(t, reqs, 1)
+	assert.Equal(t, "authorization_code", reqs[0].Form.Get("grant_type"))
+	assert.Equal(t, []string{e.res.ResourceURL}, reqs[0].Form["resource"])
+	assert.Equal(t, "none", reqs[0].AuthMethod)
+	clientID := q.Get("client_id")
+	assert.Equal(t, clientID, reqs[0].Form.Get("client_id"))
+
+	// What the resource saw: the probe without a token, then one token.
+	got := e.res.Requests()
+	require.Len(t, got, 2)
+	assert.Equal(t, oauthtest.ResourceRequest{Method: http.MethodGet, Status: 401}, got[0], "the probe")
+	assert.Equal(t, http.StatusOK, got[1].Status)
+	info := e.as.Introspect(got[1].Token)
+	assert.Equal(t, []string{e.res.ResourceURL}, info.Resources)
+	assert.Equal(t, clientID, info.ClientID)
+
+	// The token is tagged with where it came from, in memory and in the store.
+	tok, err := tr.Token(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, e.as.URL, tok.Extra(store.IssuerKey))
+	assert.Equal(t, clientID, tok.Extra(store.ClientIDKey))
+	assert.Equal(t, int64(1), e.b.opens.Load())
+}
+
+func loopbackRedirectURI(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "http" && u.Hostname() == "127.0.0.1" && u.Port() != ""
+}
+
+func TestProtectedResourceScopes(t *testing.T) {
+	t.Parallel()
+	offline := oauthtest.MetadataMembers(map[string]any{"scopes_supported": []string{"mcp:read", "mcp:write", "offline_access"}})
+	for name, tc := range map[string]struct {
+		as   []oauthtest.Option
+		res  []oauthtest.ResourceOption
+		want []string
+	}{
+		"the challenge's":                   {res: []oauthtest.ResourceOption{oauthtest.ChallengeScopes("mcp:read"), oauthtest.ResourceScopes("mcp:read", "mcp:write")}, want: []string{"mcp:read"}},
+		"scopes_supported":                  {res: []oauthtest.ResourceOption{oauthtest.ResourceScopes("mcp:read", "mcp:write")}, want: []string{"mcp:read", "mcp:write"}},
+		"none":                              {},
+		"offline_access when listed":        {as: []oauthtest.Option{offline}, res: []oauthtest.ResourceOption{oauthtest.ChallengeScopes("mcp:write")}, want: []string{"mcp:write", "offline_access"}},
+		"offline_access alone when listed":  {as: []oauthtest.Option{offline}, want: []string{"offline_access"}},
+		"no offline_access when not listed": {res: []oauthtest.ResourceOption{oauthtest.ChallengeScopes("mcp:write")}, want: []string{"mcp:write"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newMCPEnv(t, tc.as, tc.res...)
+			mustCall(t, e.transport(t, e.person()), e.res.ResourceURL)
+			asked := e.as.AuthorizationRequests()
+			require.Len(t, asked, 1)
+			assert.Equal(t, tc.want, scopeParam(asked[0]))
+			_, present := asked[0]["scope"]
+			assert.Equal(t, len(tc.want) > 0, present, "no scope parameter when there is none to ask")
+		})
+	}
+}
+
+func TestProtectedResourceMachineClients(t *testing.T) {
+	t.Parallel()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	offline := oauthtest.MetadataMembers(map[string]any{"scopes_supported": []string{"mcp:read", "offline_access"}})
+	for name, tc := range map[string]struct {
+		as     []oauthtest.Option
+		client func(issuer string) *ClientConfig
+		method string
+		regs   int
+	}{
+		"registered with a secret, for any issuer": {method: "client_secret_basic", client: func(string) *ClientConfig {
+			return &ClientConfig{Registered: map[string]RegisteredClient{"": {ClientID: oauthtest.ClientID, ClientSecret: oauthtest.ClientSecret}}}
+		}},
+		"private_key_jwt, for this issuer": {as: []oauthtest.Option{oauthtest.ClientKey(key.Public())}, method: "private_key_jwt", client: func(issuer string) *ClientConfig {
+			return &ClientConfig{Registered: map[string]RegisteredClient{issuer: {ClientID: oauthtest.ClientID, Key: key}, "": {ClientID: "not-this-one"}}}
+		}},
+		"registered dynamically": {method: "client_secret_basic", regs: 1, client: func(string) *ClientConfig { return &ClientConfig{} }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newMCPEnv(t, append(tc.as, offline), oauthtest.ChallengeScopes("mcp:read"), oauthtest.RequireScopes("mcp:read"))
+			tr := e.transport(t, tc.client(e.as.URL))
+			mustCall(t, tr, e.res.ResourceURL)
+			reqs := e.as.TokenRequests()
+			require.Len(t, reqs, 1)
+			assert.Equal(t, "client_credentials", reqs[0].Form.Get("grant_type"))
+			assert.Equal(t, tc.method, reqs[0].AuthMethod)
+			assert.Equal(t, []string{e.res.ResourceURL}, reqs[0].Form["resource"])
+			assert.Equal(t, "mcp:read", reqs[0].Form.Get("scope"), "a machine's grant never asks offline_access")
+			assert.Equal(t, tc.regs, e.as.Registrations())
+			assert.Empty(t, e.as.AuthorizationRequests())
+			if tc.regs == 1 {
+				reg := e.as.RegistrationRequests()[0]
+				assert.Equal(t, []string{"client_credentials"}, reg.GrantTypes)
+				assert.Empty(t, reg.RedirectURIs)
+				assert.Equal(t, "client_secret_basic", reg.TokenEndpointAuthMethod)
+			}
+		})
+	}
+}
+
+func TestProtectedResourceRegistrationReplaced(t *testing.T) {
+	t.Parallel()
+	t.Run("machine", func(t *testing.T) {
+		t.Parallel()
+		e := newMCPEnv(t, nil)
+		tr := e.transport(t, &ClientConfig{})
+		mustCall(t, tr, e.res.ResourceURL)
+		e.as.ForgetRegistrations()
+		e.as.RevokeAll() // the resource refuses the token: a new one is needed
+		mustCall(t, tr, e.res.ResourceURL)
+		assert.Equal(t, 2, e.as.Registrations(), "registered again exactly once")
+		assert.EqualValues(t, 3, e.as.TokenCalls(), "the token, the refused one, the one of the new registration")
+		reqs := e.as.TokenRequests()
+		require.Len(t, reqs, 2, "the refused request's client was not authenticated")
+		assert.NotEqual(t, reqs[0].ClientID, reqs[1].ClientID, "the new registration")
+		mustCall(t, tr, e.res.ResourceURL)
+		assert.Equal(t, 2, e.as.Registrations(), "and kept")
+	})
+	t.Run("person", func(t *testing.T) {
+		t.Parallel()
+		e := newMCPEnv(t, nil)
+		tr := e.transport(t, e.person())
+		mustCall(t, tr, e.res.ResourceURL)
+		e.as.ForgetRegistrations()
+		e.as.RevokeAll()
+		mustCall(t, tr, e.res.ResourceURL)
+		assert.Equal(t, 2, e.as.Registrations(), "registered again exactly once")
+		assert.Equal(t, int64(2), e.b.opens.Load(), "the refresh was refused (invalid_client): the person logs in with the new client")
+		asked := e.as.AuthorizationRequests()
+		require.Len(t, asked, 2)
+		assert.NotEqual(t, asked[0].Get("client_id"), asked[1].Get("client_id"))
+	})
+}
+
+func TestProtectedResourceRegistrationExpiresAtOnce(t *testing.T) {
+	t.Parallel()
+	// Every secret expires before it can be used: the client registers
+	// again once per token it needs, and fails, never in a loop.
+	e := newMCPEnv(t, []oauthtest.Option{oauthtest.RegistrationLifetime(time.Nanosecond)})
+	tr := e.transport(t, &ClientConfig{})
+	_, err := callMCP(context.Background(), tr, e.res.ResourceURL)
+	te, ok := errors.AsType[*TokenError](err)
+	require.True(t, ok, "a *TokenError, got %v", err)
+	assert.Equal(t, "invalid_client", te.Code)
+	assert.Equal(t, 2, e.as.Registrations(), "the first registration, and one more after invalid_client")
+	assert.EqualValues(t, 2, e.as.TokenCalls())
+	secrets := registeredSecrets(t, e.as)
+	secretFree(t, "the error", err.Error(), secrets...)
+	assert.Len(t, tokensSeen(e.res), 0, "no token reached the resource")
+}
+
+// registeredSecrets are the secrets of the clients registered at as.
+func registeredSecrets(t *testing.T, as *oauthtest.Server) []string {
+	t.Helper()
+	var secrets []string
+	for _, r := range as.RegistrationRequests() {
+		if r.ClientSecret != "" {
+			secrets = append(secrets, r.ClientSecret)
+		}
+	}
+	require.NotEmpty(t, secrets)
+	return secrets
+}
+
+// secretFree fails if text holds any secret, or any 16-byte piece of one
+// (as hostile_test.go's assertNoSecret, for this package's tests).
+func secretFree(t *testing.T, what, text string, secrets ...string) {
+	t.Helper()
+	for i, s := range secrets {
+		for j := 0; j == 0 || j+16 <= len(s); j += 8 {
+			if strings.Contains(text, s[j:min(j+16, len(s))]) {
+				t.Errorf("%s holds (part of) secret #%d", what, i)
+				break
+			}
+		}
+	}
+}
