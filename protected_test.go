@@ -23,6 +23,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
 
 	"github.com/oauthtransport/oauthtransport/oauthtest"
 	"github.com/oauthtransport/oauthtransport/store"
@@ -312,5 +313,196 @@ func secretFree(t *testing.T, what, text string, secrets ...string) {
 				break
 			}
 		}
+	}
+}
+
+func TestProtectedResourceRegistrationKeptInTheStore(t *testing.T) {
+	t.Parallel()
+	for name, st := range map[string]func(t *testing.T) store.Store{
+		"memory": func(*testing.T) store.Store { return store.NewMemory() },
+		"file":   func(t *testing.T) store.Store { return store.NewFile(t.TempDir()) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newMCPEnv(t, nil)
+			other := oauthtest.NewResource(t, e.as) // another resource of the same server
+			s := st(t)
+			first := e.transport(t, e.person(), WithStore(s, "app"))
+			mustCall(t, first, e.res.ResourceURL)
+			require.NoError(t, first.Close())
+
+			// Another process: the same store, a resource it never used.
+			second := protectedTransport(t, other.ResourceURL, e.person(), WithStore(s, "app"))
+			mustCall(t, second, other.ResourceURL)
+			assert.Equal(t, 1, e.as.Registrations(), "the registration was kept, by issuer")
+			asked := e.as.AuthorizationRequests()
+			require.Len(t, asked, 2)
+			assert.Equal(t, asked[0].Get("client_id"), asked[1].Get("client_id"))
+			assert.Equal(t, asked[0].Get("redirect_uri"), asked[1].Get("redirect_uri"), "with its redirect URI")
+			assert.Equal(t, []string{other.ResourceURL}, asked[1]["resource"])
+
+			// A third on the first resource: its token is in the store.
+			third := e.transport(t, e.person(), WithStore(s, "app"))
+			mustCall(t, third, e.res.ResourceURL)
+			assert.Equal(t, int64(2), e.b.opens.Load(), "no login for a token kept")
+			assert.Equal(t, 1, e.as.Registrations())
+		})
+	}
+}
+
+func TestProtectedResourcesOnOneTransport(t *testing.T) {
+	t.Parallel()
+	e := newMCPEnv(t, nil, oauthtest.ResourceScopes("a"), oauthtest.RequireScopes("a"))
+	two := oauthtest.NewResource(t, e.as, oauthtest.ResourceScopes("b"), oauthtest.RequireScopes("b"))
+	cfg := e.person()
+	tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, cfg), nil })
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	for range 2 {
+		for _, res := range []*oauthtest.Resource{e.res, two} {
+			status, err := callMCP(WithKey(context.Background(), res.ResourceURL), tr, res.ResourceURL)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, status)
+		}
+	}
+	assert.Equal(t, int64(2), e.b.opens.Load(), "one login per resource")
+	assert.Equal(t, 1, e.as.Registrations(), "one client at their common server")
+	one, other := tokensSeen(e.res), tokensSeen(two)
+	require.Len(t, one, 1)
+	require.Len(t, other, 1)
+	for tok := range one {
+		assert.NotContains(t, other, tok, "a token is never sent to the other resource")
+		assert.Equal(t, []string{e.res.ResourceURL}, e.as.Introspect(tok).Resources)
+		assert.Equal(t, "a", e.as.Introspect(tok).Scope)
+	}
+	for tok := range other {
+		assert.Equal(t, []string{two.ResourceURL}, e.as.Introspect(tok).Resources)
+		assert.Equal(t, "b", e.as.Introspect(tok).Scope)
+	}
+	for _, r := range e.as.TokenRequests() {
+		assert.Len(t, r.Form["resource"], 1, "each token request names its one resource")
+	}
+}
+
+func TestProtectedResourceStepUp(t *testing.T) {
+	t.Parallel()
+	e := newMCPEnv(t, nil, oauthtest.ResourceScopes("mcp:read"), oauthtest.RequireScopes("mcp:read"))
+	tr := e.transport(t, e.person())
+	mustCall(t, tr, e.res.ResourceURL)
+	before := len(e.res.Requests())
+
+	e.res.SetRequiredScopes("mcp:read", "mcp:write")
+	mustCall(t, tr, e.res.ResourceURL)
+	assert.Equal(t, int64(2), e.b.opens.Load(), "the person is asked once more")
+	asked := e.as.AuthorizationRequests()
+	require.Len(t, asked, 2)
+	assert.Equal(t, []string{"mcp:read", "mcp:write"}, scopeParam(asked[1]), "for the union of the scopes")
+	assert.Equal(t, []string{e.res.ResourceURL}, asked[1]["resource"])
+	got := e.res.Requests()[before:]
+	require.Len(t, got, 2, "the request, replayed once")
+	assert.Equal(t, http.StatusForbidden, got[0].Status)
+	assert.Equal(t, http.StatusOK, got[1].Status)
+	assert.Equal(t, "mcp:read mcp:write", e.as.Introspect(got[1].Token).Scope)
+
+	mustCall(t, tr, e.res.ResourceURL)
+	assert.Equal(t, int64(2), e.b.opens.Load(), "the new token serves from then on")
+}
+
+func TestProtectedResourceStepUpIsBounded(t *testing.T) {
+	t.Parallel()
+	// The server never grants mcp:admin: the resource keeps answering 403
+	// for it.
+	e := newMCPEnv(t, []oauthtest.Option{oauthtest.WithheldScopes("mcp:admin")},
+		oauthtest.ResourceScopes("mcp:read"), oauthtest.RequireScopes("mcp:read"))
+	tr := e.transport(t, e.person())
+	mustCall(t, tr, e.res.ResourceURL)
+	before := len(e.res.Requests())
+
+	e.res.SetRequiredScopes("mcp:read", "mcp:admin")
+	for i := range 3 {
+		_, err := callMCP(context.Background(), tr, e.res.ResourceURL)
+		fe, ok := errors.AsType[*ForbiddenError](err)
+		require.True(t, ok, "call %d: a *ForbiddenError, got %v", i, err)
+		require.ErrorIs(t, err, ErrForbidden)
+		secretFree(t, "the error", err.Error(), accessTokens(e.res)...)
+		assert.Equal(t, http.StatusForbidden, fe.StatusCode)
+	}
+	assert.Equal(t, int64(2), e.b.opens.Load(), "at most one more login")
+	asked := e.as.AuthorizationRequests()
+	require.Len(t, asked, 2)
+	assert.Equal(t, []string{"mcp:admin", "mcp:read"}, scopeParam(asked[1]))
+	assert.Len(t, e.res.Requests()[before:], 4, "the first call replayed once, the others sent once")
+}
+
+// accessTokens are the tokens res received.
+func accessTokens(res *oauthtest.Resource) []string {
+	var toks []string
+	for tok := range tokensSeen(res) {
+		toks = append(toks, tok)
+	}
+	return toks
+}
+
+func TestProtectedResourceTokenOfAnotherIssuer(t *testing.T) {
+	t.Parallel()
+	for name, expiry := range map[string]time.Duration{"expired": -time.Minute, "live": time.Hour} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newMCPEnv(t, nil)
+			foreign := oauthtest.NewServer(t)
+			tr := e.transport(t, e.person(), WithStore(store.NewMemory(), "app"))
+
+			// A token of another issuer, with its refresh token, kept for
+			// this resource (say, before the resource moved to e.as).
+			rt := foreign.IssueRefreshToken()
+			stale := (&oauth2.Token{AccessToken: "at-foreign-0123456789abcdef", RefreshToken: rt, TokenType: "Bearer", Expiry: time.Now().Add(expiry)}).
+				WithExtra(map[string]any{store.IssuerKey: foreign.URL, store.ClientIDKey: oauthtest.ClientID})
+			require.NoError(t, tr.SetToken(context.Background(), stale))
+
+			mustCall(t, tr, e.res.ResourceURL)
+			assert.Equal(t, int64(1), e.b.opens.Load(), "the person logs in instead")
+			assert.Zero(t, foreign.TokenCalls(), "the other issuer is never asked")
+			for _, r := range e.as.TokenRequests() {
+				assert.NotEqual(t, "refresh_token", r.Form.Get("grant_type"), "nor is its refresh token presented here")
+				for _, vs := range r.Form {
+					assert.NotContains(t, vs, rt)
+				}
+			}
+			tok, err := tr.Token(context.Background())
+			require.NoError(t, err)
+			assert.Equal(t, e.as.URL, tok.Extra(store.IssuerKey), "the new token is tagged with its issuer")
+			assert.NotEqual(t, rt, tok.RefreshToken)
+		})
+	}
+}
+
+func TestProtectedResourceWithoutMetadata(t *testing.T) {
+	t.Parallel()
+	// MCP 2025-03-26: the server is its own authorization server, and
+	// publishes no resource metadata; its API (oauthtest's /api/) answers a
+	// bare 401.
+	for name, opts := range map[string][]oauthtest.Option{
+		"server metadata at the root": nil,
+		"no metadata at all":          {oauthtest.NoMetadata()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			as := oauthtest.NewServer(t, opts...)
+			b := &browser{}
+			resource := as.APIURL + "mcp"
+			tr := protectedTransport(t, resource, &ClientConfig{Open: b.open})
+			mustCall(t, tr, resource)
+			assert.Equal(t, 1, as.Registrations(), "at /register")
+			asked := as.AuthorizationRequests()
+			require.Len(t, asked, 1, "at /authorize")
+			assert.Equal(t, []string{resource}, asked[0]["resource"])
+			assert.Equal(t, "S256", asked[0].Get("code_challenge_method"))
+			reqs := as.TokenRequests()
+			require.Len(t, reqs, 1, "at /token")
+			assert.Equal(t, []string{resource}, reqs[0].Form["resource"])
+			tok, err := tr.Token(context.Background())
+			require.NoError(t, err)
+			assert.Equal(t, as.URL, tok.Extra(store.IssuerKey), "its origin is the issuer")
+		})
 	}
 }
