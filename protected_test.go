@@ -506,3 +506,138 @@ func TestProtectedResourceWithoutMetadata(t *testing.T) {
 		})
 	}
 }
+
+func TestProtectedResourceMachineStepUp(t *testing.T) {
+	t.Parallel()
+	e := newMCPEnv(t, nil, oauthtest.ResourceScopes("mcp:read"), oauthtest.RequireScopes("mcp:read"))
+	tr := e.transport(t, &ClientConfig{})
+	mustCall(t, tr, e.res.ResourceURL)
+	e.res.SetRequiredScopes("mcp:read", "mcp:write")
+	mustCall(t, tr, e.res.ResourceURL)
+	reqs := e.as.TokenRequests()
+	require.Len(t, reqs, 2)
+	assert.ElementsMatch(t, []string{"mcp:read", "mcp:write"}, strings.Fields(reqs[1].Form.Get("scope")), "the union")
+	assert.Equal(t, 1, e.as.Registrations())
+}
+
+func TestProtectedResourceOneLoginForConcurrentCallers(t *testing.T) {
+	t.Parallel()
+	e := newMCPEnv(t, nil)
+	tr := e.transport(t, e.person())
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() {
+			status, err := callMCP(context.Background(), tr, e.res.ResourceURL)
+			if err == nil && status != http.StatusOK {
+				err = errors.New(http.StatusText(status))
+			}
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		require.NoError(t, <-errs)
+	}
+	assert.Equal(t, int64(1), e.b.opens.Load())
+	assert.Equal(t, 1, e.as.Registrations())
+	assert.EqualValues(t, 1, e.as.TokenCalls())
+}
+
+func TestProtectedResourceKeptRegistrationExpired(t *testing.T) {
+	t.Parallel()
+	// A registration kept in the store whose secret has expired
+	// (client_secret_expires_at passed) is replaced before it is presented.
+	e := newMCPEnv(t, nil)
+	s := store.NewMemory()
+	old := identity{ClientID: "dyn-expired", Secret: "expired-secret-0123456789abcdef", Method: "client_secret_basic",
+		Expires: time.Now().Add(-time.Minute).Unix(), Dynamic: true}
+	require.NoError(t, registry{s: s, prefix: "app"}.save(context.Background(), e.as.URL, old))
+	tr := e.transport(t, &ClientConfig{}, WithStore(s, "app"))
+	mustCall(t, tr, e.res.ResourceURL)
+	assert.Equal(t, 1, e.as.Registrations())
+	reqs := e.as.TokenRequests()
+	require.Len(t, reqs, 1)
+	assert.NotEqual(t, old.ClientID, reqs[0].ClientID)
+	assert.EqualValues(t, 1, e.as.TokenCalls(), "the expired secret was never presented")
+}
+
+func TestProtectedResourceConfidentialPersonClient(t *testing.T) {
+	t.Parallel()
+	// A server that takes no public clients: the person's client registers
+	// with a secret, which it sends as registered.
+	e := newMCPEnv(t, []oauthtest.Option{oauthtest.MetadataMembers(map[string]any{"token_endpoint_auth_methods_supported": []string{"client_secret_post"}})})
+	tr := e.transport(t, e.person())
+	mustCall(t, tr, e.res.ResourceURL)
+	require.Equal(t, 1, e.as.Registrations())
+	assert.Equal(t, "client_secret_post", e.as.RegistrationRequests()[0].TokenEndpointAuthMethod)
+	reqs := e.as.TokenRequests()
+	require.Len(t, reqs, 1)
+	assert.Equal(t, "client_secret_post", reqs[0].AuthMethod)
+}
+
+func TestProtectedResourcesOfDifferentGrantsAtOneServer(t *testing.T) {
+	t.Parallel()
+	// One Transport, one store key: a person's resource and a machine's,
+	// at the same server. Each needs a client registered for its grant.
+	for name, personFirst := range map[string]bool{"person first": true, "machine first": false} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newMCPEnv(t, nil)
+			jobs := oauthtest.NewResource(t, e.as)
+			tr, err := NewKeyed(func(key string) (Source, error) {
+				if key == jobs.ResourceURL {
+					return ProtectedResource(key, &ClientConfig{}), nil
+				}
+				return ProtectedResource(key, e.person()), nil
+			}, WithStore(store.NewMemory(), "app"))
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = tr.Close() })
+			order := []*oauthtest.Resource{e.res, jobs}
+			if !personFirst {
+				order = []*oauthtest.Resource{jobs, e.res}
+			}
+			for _, res := range order {
+				status, err := callMCP(WithKey(context.Background(), res.ResourceURL), tr, res.ResourceURL)
+				require.NoError(t, err, res.ResourceURL)
+				require.Equal(t, http.StatusOK, status)
+			}
+			assert.Equal(t, 2, e.as.Registrations())
+		})
+	}
+}
+
+func TestProtectedResourcesFirstUsedTogether(t *testing.T) {
+	t.Parallel()
+	e := newMCPEnv(t, nil)
+	resources := []*oauthtest.Resource{e.res, oauthtest.NewResource(t, e.as), oauthtest.NewResource(t, e.as)}
+	tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, &ClientConfig{}), nil })
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	errs := make(chan error, len(resources))
+	for _, res := range resources {
+		go func() {
+			_, err := callMCP(WithKey(context.Background(), res.ResourceURL), tr, res.ResourceURL)
+			errs <- err
+		}()
+	}
+	for range resources {
+		require.NoError(t, <-errs)
+	}
+	assert.Equal(t, 1, e.as.Registrations(), "one client at their server, however many resources start at once")
+}
+
+func TestProtectedResourceMetadataAtTheWellKnownURL(t *testing.T) {
+	t.Parallel()
+	// The challenge names no metadata: it is found at the path-aware
+	// well-known URL (RFC 9728 §3.1).
+	sw := &switchable{}
+	sw.good.Store(true)
+	e := newMCPEnv(t, nil, oauthtest.NoResourceMetadata(), oauthtest.MetadataHandler(sw.serve))
+	sw.doc = func() any {
+		return map[string]any{"resource": e.res.ResourceURL, "authorization_servers": []string{e.as.URL}, "scopes_supported": []string{"tools"}}
+	}
+	mustCall(t, e.transport(t, e.person()), e.res.ResourceURL)
+	assert.EqualValues(t, 1, e.res.MetadataCalls())
+	asked := e.as.AuthorizationRequests()
+	require.Len(t, asked, 1)
+	assert.Equal(t, []string{"tools"}, scopeParam(asked[0]))
+}

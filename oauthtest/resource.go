@@ -159,7 +159,9 @@ func MetadataDocument(doc []byte) ResourceOption { return func(r *Resource) { r.
 // MetadataHandler makes the resource answer requests for MetadataURL with
 // h, in place of its metadata: a redirect, a document that changes, a
 // hang until the client gives up. It takes precedence over
-// MetadataDocument and NoResourceMetadata.
+// MetadataDocument and NoResourceMetadata; with the latter, the
+// challenges still name no metadata, so a client finds h's document only
+// at the well-known URL.
 func MetadataHandler(h http.HandlerFunc) ResourceOption {
 	return func(r *Resource) { r.metaFunc = h }
 }
