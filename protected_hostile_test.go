@@ -72,7 +72,9 @@ func hostileMetadata(t *testing.T, bad http.HandlerFunc) (*mcpEnv, *switchable) 
 	t.Helper()
 	sw := &switchable{bad: bad}
 	e := newMCPEnv(t, nil, oauthtest.MetadataHandler(sw.serve))
-	sw.doc = func() any { return map[string]any{"resource": e.res.ResourceURL, "authorization_servers": []string{e.as.URL}} }
+	sw.doc = func() any {
+		return map[string]any{"resource": e.res.ResourceURL, "authorization_servers": []string{e.as.URL}}
+	}
 	return e, sw
 }
 
@@ -153,11 +155,17 @@ func TestProtectedResourceRefusesServerMetadata(t *testing.T) {
 func TestProtectedResourceRefusesResourceMetadata(t *testing.T) {
 	t.Parallel()
 	for name, doc := range map[string]func(e *mcpEnv) string{
-		"another resource":      func(e *mcpEnv) string { return `{"resource":"https://evil.example/mcp","authorization_servers":["` + e.as.URL + `"]}` },
-		"a sibling path":        func(e *mcpEnv) string { return `{"resource":"` + e.res.URL + `/mc","authorization_servers":["` + e.as.URL + `"]}` },
-		"no server":             func(e *mcpEnv) string { return `{"resource":"` + e.res.ResourceURL + `"}` },
-		"not JSON":              func(*mcpEnv) string { return `<html>` },
-		"a server with a query": func(e *mcpEnv) string { return `{"resource":"` + e.res.ResourceURL + `","authorization_servers":["` + e.as.URL + `?x=1"]}` },
+		"another resource": func(e *mcpEnv) string {
+			return `{"resource":"https://evil.example/mcp","authorization_servers":["` + e.as.URL + `"]}`
+		},
+		"a sibling path": func(e *mcpEnv) string {
+			return `{"resource":"` + e.res.URL + `/mc","authorization_servers":["` + e.as.URL + `"]}`
+		},
+		"no server": func(e *mcpEnv) string { return `{"resource":"` + e.res.ResourceURL + `"}` },
+		"not JSON":  func(*mcpEnv) string { return `<html>` },
+		"a server with a query": func(e *mcpEnv) string {
+			return `{"resource":"` + e.res.ResourceURL + `","authorization_servers":["` + e.as.URL + `?x=1"]}`
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
