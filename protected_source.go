@@ -104,6 +104,9 @@ func (p *protectedResource) FollowChallenge(c *ResourceChallenge) bool {
 		p.named = m
 	}
 	scopes := strings.Fields(bearer.Scope)
+	if bearer.Error == "insufficient_user_authentication" {
+		return false // a step-up of the authentication (RFC 9470): not a new token's to answer
+	}
 	if c.StatusCode == 403 || bearer.Error == "insufficient_scope" {
 		if bearer.Error != "insufficient_scope" || len(scopes) == 0 {
 			return false
@@ -399,13 +402,12 @@ func (r personResource) wantsLogin(current *oauth2.Token) bool {
 	return !s.owns(current) || r.stepUp
 }
 
-// revoke revokes the grant at the chain's revocation endpoint.
+// revoke revokes the grant at the revocation endpoint of the chain's
+// server (running the chain first after a restart).
 func (r personResource) revoke(ctx context.Context, tok *oauth2.Token) error {
-	r.mu.Lock()
-	s := r.sess
-	r.mu.Unlock()
-	if s == nil {
-		return errNoRevocationEndpoint
+	s, err := r.session(ctx)
+	if err != nil {
+		return err
 	}
 	return s.grant.(revoker).revoke(ctx, tok)
 }
