@@ -80,6 +80,9 @@ func (a *attempt) decide(resp *http.Response, err error) (step, *http.Response, 
 		a.c.accepted.Store(true)
 	}
 	v := classify(resp, err)
+	if v.kind == kindForbidden && !a.replayed && a.follows(resp, rejectFinal) == rejectRenew {
+		return a.renew(resp, v, rejectRenew) // a 403 insufficient_scope that the Source can answer
+	}
 	r := a.t.retrier
 	if v.class == noRetry {
 		if err != nil {
@@ -131,8 +134,38 @@ func (a *attempt) logRetry(resp *http.Response, v verdict) {
 // unauthorized handles the first 401: the authorizer says whether a new
 // (or re-signed) credential can help; if so the request is replayed once.
 func (a *attempt) unauthorized(resp *http.Response) (step, *http.Response, error) {
-	v := verdict{kind: kindUnauthorized}
-	switch how := a.t.authz.rejected(resp, a.c); how {
+	how := a.t.authz.rejected(resp, a.c)
+	if how == rejectRenew || how == rejectFinal {
+		how = a.follows(resp, how)
+	}
+	return a.renew(resp, verdict{kind: kindUnauthorized}, how)
+}
+
+// follows hands a 401 or 403 to a Source that follows challenges
+// (ChallengeFollower): rejectRenew when it asks for a new token,
+// rejectFinal when not; how for other Sources. A panic in it is contained
+// and counts as no.
+func (a *attempt) follows(resp *http.Response, how onReject) onReject {
+	f, ok := a.k.src.(ChallengeFollower)
+	if !ok {
+		return how
+	}
+	c := &ResourceChallenge{StatusCode: resp.StatusCode, URL: wire.RedactURL(a.req.URL), Header: resp.Header,
+		Challenges: wire.ParseChallenges(resp.Header.Values("Www-Authenticate"))}
+	var yes bool
+	err := protect(a.req.Context(), a.k.env.log, "following a challenge (ChallengeFollower)", []string{a.c.rec.tok.AccessToken},
+		func() error { yes = f.FollowChallenge(c); return nil })
+	if err != nil || !yes {
+		return rejectFinal
+	}
+	return rejectRenew
+}
+
+// renew acts on what a 401 (or a followed 403) calls for: the response
+// is final, or the request is replayed once, with the rejected token
+// dropped unless it is only signed again.
+func (a *attempt) renew(resp *http.Response, v verdict, how onReject) (step, *http.Response, error) {
+	switch how {
 	case rejectFinal:
 		return a.finish(resp, v)
 	case rejectRenew, rejectClaims:

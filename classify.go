@@ -204,6 +204,9 @@ func possiblySpent(err error) bool {
 	if errors.Is(err, errAnswerLost) {
 		return true
 	}
+	if _, ok := errors.AsType[notPresentedError](err); ok {
+		return false
+	}
 	if _, answered := answeredStatus(err); answered {
 		return false
 	}
@@ -229,4 +232,18 @@ func clientRefused(err error) bool {
 		return false
 	}
 	return re.Response.StatusCode == http.StatusUnauthorized || clientCodes[re.ErrorCode]
+}
+
+// notPresentedError is a Source's failure before it presented its refresh
+// token (ProtectedResource following a resource's lead): whatever the
+// error, the refresh token was not spent.
+type notPresentedError struct{ error }
+
+func (e notPresentedError) Unwrap() error { return e.error }
+
+func notPresented(err error) error {
+	if err == nil {
+		return nil
+	}
+	return notPresentedError{err}
 }

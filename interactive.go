@@ -41,10 +41,24 @@ func loginAllowed(ctx context.Context) bool {
 // its flight and lock last the login; the protocol decides for sure.
 func needsLogin(src Source, seen *record, lost bool) (time.Duration, bool) {
 	in, ok := src.(interactive)
-	if !ok || !(seen == nil || refreshTokenOf(seen) == sourcesOwn || seen.meta.dead != 0 || lost) {
+	if !ok || !(seen == nil || refreshTokenOf(seen) == sourcesOwn || seen.meta.dead != 0 || lost || loginFirst(src, seen)) {
 		return 0, false
 	}
 	return in.loginTimeout(), true
+}
+
+// loginWanter is an interactive Source that may want a login although it
+// holds a refresh token (ProtectedResource after a 403 insufficient_scope,
+// or with a token of another client).
+type loginWanter interface {
+	wantsLogin(current *oauth2.Token) bool
+}
+
+// loginFirst reports whether the source wants a login rather than a
+// refresh from base.
+func loginFirst(src Source, base *record) bool {
+	w, ok := src.(loginWanter)
+	return ok && base != nil && w.wantsLogin(base.tok)
 }
 
 // interactive reports whether the source can ask a person.
@@ -73,8 +87,7 @@ func (p *protocol) login(ctx context.Context, base *record, l *lease) (*credenti
 	}
 	lctx, cancel := context.WithTimeout(ctx, in.loginTimeout())
 	defer cancel()
-	lctx = withTokenClient(lctx, p.env.tokenClient)
-	lctx = context.WithValue(lctx, oauth2.HTTPClient, p.env.tokenClient)
+	lctx = sourceContext(lctx, p.env)
 	tok, err := in.login(lctx)
 	switch {
 	case err != nil:
@@ -144,8 +157,7 @@ func (p *protocol) tellServer(ctx context.Context, rec *record) error {
 	if !ok {
 		return errNoRevocationEndpoint
 	}
-	ctx = withTokenClient(ctx, p.env.tokenClient)
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, p.env.tokenClient)
+	ctx = sourceContext(ctx, p.env)
 	err := protect(ctx, p.env.log, "revoking the grant (Source)", rec.secrets(), func() error { return r.revoke(ctx, store.Clone(rec.tok)) })
 	if err != nil {
 		return asTokenError(err).withoutSecrets(rec.secrets()...)

@@ -69,6 +69,12 @@ func WithIssuer(issuer string) SourceOption {
 	return func(o *sourceOptions) { o.issuer = issuer }
 }
 
+// withKnownMetadata hands a person's grant the issuer's metadata that
+// ProtectedResource found: it is not discovered again.
+func withKnownMetadata(md *ServerMetadata) SourceOption {
+	return func(o *sourceOptions) { o.md, o.issuer = md, md.Issuer }
+}
+
 // WithLoginTimeout bounds how long a person may take to log in with
 // [AuthorizationCode] or [DeviceAuthorization]: from the start of the
 // login until its token is obtained. The default is 5 minutes, and
@@ -141,6 +147,9 @@ func (g *personGrant) misconfigured() error {
 // origin of the authorization (else token) endpoint; an error when none
 // was found.
 func (g *personGrant) metadata(ctx context.Context) (*ServerMetadata, error) {
+	if g.o.md != nil {
+		return g.o.md, nil
+	}
 	issuer := g.o.issuer
 	if issuer == "" {
 		issuer = originOfURL(g.cfg.Endpoint.AuthURL)

@@ -1,28 +1,446 @@
 package oauthtransport
 
+// ProtectedResource's Source: the chain it runs on first use and when a
+// challenge asks (resourcemeta.go, registration.go), the grant it then
+// runs, and what challenges ask of it.
+
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/oauthtransport/oauthtransport/store"
 )
 
+// protectedResource is a ProtectedResource whose grant needs no person
+// (client credentials, the enterprise-managed flow); personResource adds
+// the login of the authorization code grant.
 type protectedResource struct {
 	resource string
 	client   ClientConfig
-	o        sourceOptions
+	opts     []SourceOption // the caller's, passed on to the grant
+	mu       sync.Mutex     // guards what follows: FollowChallenge runs concurrently with Token
+	sess     *session       // the chain as last run; nil before the first use
+	named    string         // a challenge's resource_metadata that sess did not come from
+	asked    []string       // the scopes challenges asked for
+	stepUp   bool           // a 403 asked for scopes the person must grant: the next token is a login's
+	ids      map[string]identity
 }
 
-func newProtectedResource(resourceURL string, client *ClientConfig, opts []SourceOption) *protectedResource {
-	p := &protectedResource{resource: resourceURL, o: applySourceOptions(opts)}
+// session is the chain as it was run: the resource's lead, its server's
+// metadata, the client there, the scopes asked, and the grant.
+type session struct {
+	lead   *lead
+	md     *ServerMetadata
+	id     identity
+	scopes []string
+	grant  Source
+}
+
+type personResource struct{ *protectedResource }
+
+// The interfaces they implement.
+var (
+	_ ChallengeFollower = (*protectedResource)(nil)
+	_ ChallengeFollower = personResource{}
+	_ interactive       = personResource{}
+	_ revoker           = personResource{}
+)
+
+func newProtectedResource(resourceURL string, client *ClientConfig, opts []SourceOption) Source {
+	p := &protectedResource{resource: resourceURL, opts: opts, ids: make(map[string]identity)}
 	if client != nil {
 		p.client = *client
+	}
+	if p.person() {
+		return personResource{p}
 	}
 	return p
 }
 
-func (p *protectedResource) Token(ctx context.Context, current *oauth2.Token) (*oauth2.Token, error) {
-	return nil, &TokenError{Err: errors.New("ProtectedResource: not yet")}
+// person reports whether the grant is a person's (the authorization code).
+func (p *protectedResource) person() bool { return p.client.Enterprise == nil && p.client.Open != nil }
+
+// maxScopes bounds the scopes a resource's challenges may make a client
+// ask for: step-ups stop there.
+const maxScopes = 64
+
+// Token obtains a token with the grant of the current chain (running it
+// first when needed). It spends no refresh token.
+func (p *protectedResource) Token(ctx context.Context, _ *oauth2.Token) (*oauth2.Token, error) {
+	s, err := p.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := s.grant.Token(ctx, nil)
+	if err != nil && clientRejected(err) && s.id.Dynamic {
+		if s, err = p.registerAgain(ctx, s); err != nil {
+			return nil, err
+		}
+		tok, err = s.grant.Token(ctx, nil)
+	}
+	return s.tag(tok), err
 }
 
-func (p *protectedResource) FollowChallenge(c *ResourceChallenge) bool { return false }
+// SpendsRefreshToken reports false.
+func (p *protectedResource) SpendsRefreshToken() bool { return false }
+
+func (p *protectedResource) storeScope() string { return resourceScope([]string{p.resource}) }
+
+// FollowChallenge records what a 401 or a 403 insufficient_scope asks for:
+// another resource metadata document, more scopes. A 403 whose scopes were
+// all asked for already, or that would exceed maxScopes, is final.
+func (p *protectedResource) FollowChallenge(c *ResourceChallenge) bool {
+	bearer := pickBearer(c.Challenges)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m := bearer.Params["resource_metadata"]; m != "" && (p.sess == nil || m != p.sess.lead.from) {
+		p.named = m
+	}
+	scopes := strings.Fields(bearer.Scope)
+	if c.StatusCode == 403 || bearer.Error == "insufficient_scope" {
+		if bearer.Error != "insufficient_scope" || len(scopes) == 0 {
+			return false
+		}
+		union := p.union(scopes)
+		if len(union) == len(p.union(nil)) || len(union) > maxScopes {
+			return false // all asked for already: more of the same cannot help
+		}
+	}
+	if c.StatusCode == 403 || bearer.Error == "insufficient_scope" {
+		p.stepUp = true
+	}
+	p.asked = union(p.asked, scopes)
+	return c.StatusCode == 401 || c.StatusCode == 403
+}
+
+// union is the scopes asked so far (by the chain and by challenges) and
+// more; under p.mu.
+func (p *protectedResource) union(more []string) []string {
+	var all []string
+	if p.sess != nil {
+		all = p.sess.scopes
+	}
+	return union(union(all, p.asked), more)
+}
+
+// session returns the chain to use: the last one, with the scopes
+// challenges asked for since, or a new run when there is none or a
+// challenge named other metadata.
+func (p *protectedResource) session(ctx context.Context) (*session, error) {
+	p.mu.Lock()
+	s, named, asked := p.sess, p.named, slices.Clone(p.asked)
+	p.mu.Unlock()
+	switch {
+	case s != nil && named == "" && subset(asked, s.scopes):
+		return s, nil
+	case s != nil && named == "":
+		s = p.build(s.lead, s.md, s.id, union(s.scopes, asked))
+	default:
+		var err error
+		if s, err = p.run(ctx, s == nil, named, asked); err != nil {
+			return nil, notPresented(err)
+		}
+	}
+	p.mu.Lock()
+	p.sess = s
+	if p.named == named {
+		p.named = ""
+	}
+	p.mu.Unlock()
+	return s, nil
+}
+
+// run follows the resource's lead to a grant: its metadata, its server's,
+// the client there, and the scopes.
+func (p *protectedResource) run(ctx context.Context, first bool, named string, asked []string) (*session, error) {
+	if first && named == "" {
+		var scope string
+		named, scope = probe(ctx, p.resource)
+		asked = union(asked, strings.Fields(scope))
+	}
+	ld, err := findLead(ctx, p.resource, named)
+	if err != nil {
+		return nil, err
+	}
+	md, err := discoverServer(ctx, p.pickServer(ld.servers), ld.from == "")
+	if err != nil {
+		return nil, err
+	}
+	if p.person() && !supportsS256(md) {
+		return nil, refused(docServer, md.Issuer, "it does not list PKCE S256 in code_challenge_methods_supported")
+	}
+	id, err := p.identify(ctx, md, false)
+	if err != nil {
+		return nil, err
+	}
+	return p.build(ld, md, id, p.scopesFor(ld, md, asked)), nil
+}
+
+// pickServer is the first authorization server the client is registered
+// at, else the first listed.
+func (p *protectedResource) pickServer(servers []string) string {
+	for _, s := range servers {
+		if _, ok := p.client.Registered[s]; ok {
+			return s
+		}
+	}
+	return servers[0]
+}
+
+// scopesFor is what to ask for: the challenge's scopes, else the
+// resource's scopes_supported, else none; offline_access for a person's
+// grant when the server lists it.
+func (p *protectedResource) scopesFor(ld *lead, md *ServerMetadata, asked []string) []string {
+	scopes := asked
+	if len(scopes) == 0 {
+		scopes = slices.Clone(ld.scopes)
+	}
+	if p.person() && slices.Contains(md.ScopesSupported, "offline_access") && !slices.Contains(scopes, "offline_access") {
+		scopes = append(scopes, "offline_access")
+	}
+	return scopes
+}
+
+// identify returns the client at md's issuer: registered beforehand, a
+// Client ID Metadata Document, a registration kept, or a new one (always
+// a new one when fresh).
+func (p *protectedResource) identify(ctx context.Context, md *ServerMetadata, fresh bool) (identity, error) {
+	c, ok := p.client.Registered[md.Issuer]
+	if !ok {
+		c, ok = p.client.Registered[""]
+	}
+	switch {
+	case ok:
+		return registered(c, p.client.RedirectURL), nil
+	case p.client.MetadataDocument != "" && md.Raw["client_id_metadata_document_supported"] == true:
+		return identity{ClientID: p.client.MetadataDocument, Method: "none", Redirect: p.client.RedirectURL}, nil
+	case p.client.NoRegistration:
+		return identity{}, refused(docRegistration, md.Issuer, "no client is registered for this issuer, and ClientConfig.NoRegistration forbids registering one")
+	}
+	reg, kept := registryOf(ctx)
+	if !fresh {
+		p.mu.Lock()
+		id, ok := p.ids[md.Issuer]
+		p.mu.Unlock()
+		if !ok && kept {
+			id, ok = reg.load(ctx, md.Issuer)
+		}
+		if ok && !id.expired() {
+			return id, nil
+		}
+	}
+	return p.register(ctx, md, reg, kept)
+}
+
+// register registers the client dynamically and keeps the registration.
+func (p *protectedResource) register(ctx context.Context, md *ServerMetadata, reg registry, kept bool) (identity, error) {
+	redirect := p.client.RedirectURL
+	if redirect == "" && p.person() {
+		var err error
+		if redirect, err = loopbackRedirect(); err != nil {
+			return identity{}, err
+		}
+	}
+	name := p.client.ClientName
+	if name == "" {
+		name = "oauthtransport"
+	}
+	id, err := register(ctx, md, name, redirect, p.person())
+	if err != nil {
+		return identity{}, err
+	}
+	p.mu.Lock()
+	p.ids[md.Issuer] = id
+	p.mu.Unlock()
+	if kept {
+		_ = reg.save(ctx, md.Issuer, id) // kept in memory all the same
+	}
+	return id, nil
+}
+
+// registerAgain replaces a dynamic registration the server no longer
+// accepts (invalid_client), once, and returns the chain with it.
+func (p *protectedResource) registerAgain(ctx context.Context, s *session) (*session, error) {
+	if reg, kept := registryOf(ctx); kept {
+		reg.forget(ctx, s.md.Issuer)
+	}
+	id, err := p.identify(ctx, s.md, true)
+	if err != nil {
+		return nil, notPresented(err)
+	}
+	s = p.build(s.lead, s.md, id, s.scopes)
+	p.mu.Lock()
+	p.sess = s
+	p.mu.Unlock()
+	return s, nil
+}
+
+// build makes the grant of a chain.
+func (p *protectedResource) build(ld *lead, md *ServerMetadata, id identity, scopes []string) *session {
+	s := &session{lead: ld, md: md, id: id, scopes: scopes}
+	auth, style := id.authOptions()
+	opts := append(append(slices.Clone(p.opts), auth...), WithResource(ld.resource))
+	switch {
+	case p.client.Enterprise != nil:
+		s.grant = newCrossApp(p.client.Enterprise, md, id, ld.resource, scopes, opts)
+	case p.person():
+		cfg := &oauth2.Config{ClientID: id.ClientID, ClientSecret: id.Secret, RedirectURL: id.Redirect, Scopes: scopes,
+			Endpoint: oauth2.Endpoint{AuthURL: md.AuthorizationEndpoint, TokenURL: md.TokenEndpoint, AuthStyle: style}}
+		if _, defaults := md.Raw[legacyMark]; !defaults {
+			opts = append(opts, withKnownMetadata(md))
+		}
+		s.grant = AuthorizationCode(cfg, p.client.Open, opts...)
+	default:
+		s.grant = ClientCredentials(&clientcredentials.Config{ClientID: id.ClientID, ClientSecret: id.Secret,
+			TokenURL: md.TokenEndpoint, Scopes: scopes, AuthStyle: style}, opts...)
+	}
+	return s
+}
+
+// Tags of a token: where it came from.
+const (
+	issuerTag = store.IssuerKey
+	clientTag = store.ClientIDKey
+)
+
+// tag records with tok the issuer and client it came from, and the scopes
+// asked for when the server did not say which it granted.
+func (s *session) tag(tok *oauth2.Token) *oauth2.Token {
+	if tok == nil {
+		return nil
+	}
+	raw := map[string]any{issuerTag: s.md.Issuer, clientTag: s.id.ClientID}
+	for _, k := range []string{"scope", "id_token", "issued_token_type", "refresh_token_expires_in"} {
+		if v := tok.Extra(k); v != nil && v != "" {
+			raw[k] = v
+		}
+	}
+	if _, ok := raw["scope"]; !ok && len(s.scopes) > 0 {
+		raw["scope"] = strings.Join(s.scopes, " ")
+	}
+	return store.Clone(tok).WithExtra(raw)
+}
+
+// owns reports whether tok came from this chain's issuer and client.
+func (s *session) owns(tok *oauth2.Token) bool {
+	return tok != nil && tok.Extra(issuerTag) == s.md.Issuer && tok.Extra(clientTag) == s.id.ClientID
+}
+
+// Token refreshes the person's grant, when the current token came from
+// this chain's issuer and client and has a refresh token; otherwise the
+// person must log in again (a *TokenError matching ErrReauthRequired,
+// before anything is sent).
+func (r personResource) Token(ctx context.Context, current *oauth2.Token) (*oauth2.Token, error) {
+	s, err := r.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !s.owns(current) || current.RefreshToken == "" {
+		return nil, notPresented(reauthError(errors.New("the grant is for another server, client or scopes: a person must log in")))
+	}
+	tok, err := s.grant.Token(ctx, current)
+	if err != nil && clientRejected(err) && s.id.Dynamic {
+		if _, rerr := r.registerAgain(ctx, s); rerr != nil {
+			return nil, rerr
+		}
+		return nil, reauthError(errors.New("the client's registration was refused and made again: a person must log in"))
+	}
+	return s.tag(tok), err
+}
+
+// SpendsRefreshToken reports true: refreshes present the grant's refresh
+// token.
+func (r personResource) SpendsRefreshToken() bool { return true }
+
+func (r personResource) rotationGrace() time.Duration { return applySourceOptions(r.opts).grace }
+
+// login runs the chain if needed and asks the person.
+func (r personResource) login(ctx context.Context) (*oauth2.Token, error) {
+	s, err := r.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := s.grant.(interactive).login(ctx)
+	if err != nil && clientRejected(err) && s.id.Dynamic {
+		_, _ = r.registerAgain(ctx, s) // the next login uses the new registration
+	}
+	if err == nil {
+		r.mu.Lock()
+		r.stepUp = r.stepUp && !subset(r.asked, s.scopes) // asked for what the challenges wanted
+		r.mu.Unlock()
+	}
+	return s.tag(tok), err
+}
+
+func (r personResource) loginTimeout() time.Duration {
+	if d := applySourceOptions(r.opts).timeout; d > 0 {
+		return d
+	}
+	return defaultLoginTimeout
+}
+
+// wantsLogin reports whether the next token must come from the person:
+// current is from another issuer or client, or a 403 asked for scopes
+// the person has not granted. It does no I/O.
+func (r personResource) wantsLogin(current *oauth2.Token) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sess
+	if s == nil || current == nil || current.AccessToken == "" {
+		return false
+	}
+	return !s.owns(current) || r.stepUp
+}
+
+// revoke revokes the grant at the chain's revocation endpoint.
+func (r personResource) revoke(ctx context.Context, tok *oauth2.Token) error {
+	r.mu.Lock()
+	s := r.sess
+	r.mu.Unlock()
+	if s == nil {
+		return errNoRevocationEndpoint
+	}
+	return s.grant.(revoker).revoke(ctx, tok)
+}
+
+func subset(a, b []string) bool {
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// union is a and what of b is not in a, in order.
+func union(a, b []string) []string {
+	all := slices.Clone(a)
+	for _, s := range b {
+		if !slices.Contains(all, s) {
+			all = append(all, s)
+		}
+	}
+	return all
+}
+
+// clientRejected reports a token endpoint's invalid_client.
+func clientRejected(err error) bool {
+	te, ok := errors.AsType[*TokenError](err)
+	return ok && te.Code == "invalid_client"
+}
+
+func pickBearer(cs []Challenge) Challenge {
+	for _, c := range cs {
+		if strings.EqualFold(c.Scheme, "Bearer") {
+			return c
+		}
+	}
+	return Challenge{}
+}

@@ -123,8 +123,8 @@ func (p *protocol) run(ctx context.Context) (*credential, string, error) {
 		c, err := p.publish(ctx, nil, base, nil, false)
 		return c, outcomeAdopted, err
 	}
-	if refreshTokenOf(base) == sourcesOwn && p.interactive() {
-		return p.login(ctx, base, l) // no grant yet, or a revoked one
+	if p.interactive() && (refreshTokenOf(base) == sourcesOwn || loginFirst(p.src, base)) {
+		return p.login(ctx, base, l) // no grant yet, a revoked one, or one that cannot serve
 	}
 	if err := p.check(base); err != nil {
 		return p.loginAfter(ctx, base, l, err)
@@ -331,11 +331,10 @@ func (p *protocol) fetch(ctx context.Context, base *record) (*oauth2.Token, erro
 			p.env.tokenClient.CloseIdleConnections()
 		}
 	}
-	ctx = withTokenClient(ctx, p.env.tokenClient)
+	ctx = sourceContext(ctx, p.env)
 	if p.claims != "" {
 		ctx = context.WithValue(ctx, claimsKey{}, p.claims)
 	}
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, p.env.tokenClient) // for x/oauth2 configs inside a SourceFunc
 	tok, err := backoff.RetryWithData(func() (*oauth2.Token, error) {
 		tok, err := p.src.Token(ctx, store.Clone(current))
 		switch {

@@ -61,8 +61,9 @@ type sourceOptions struct {
 	alg       string     // WithAssertionAlgorithm
 	errs      []error    // reported by every token request
 
-	issuer  string        // WithIssuer: whose metadata checks iss and names the revocation endpoint
-	timeout time.Duration // WithLoginTimeout; zero: defaultLoginTimeout
+	issuer  string          // WithIssuer: whose metadata checks iss and names the revocation endpoint
+	md      *ServerMetadata // the issuer's metadata, already known (ProtectedResource)
+	timeout time.Duration   // WithLoginTimeout; zero: defaultLoginTimeout
 }
 
 // WithRotationGrace declares that the token endpoint accepts a rotated

@@ -93,6 +93,16 @@ func withTokenClient(ctx context.Context, c *http.Client) context.Context {
 	return context.WithValue(ctx, tokenClientKey{}, c)
 }
 
+// sourceContext is the context a Source is called with: the Transport's
+// token client (for the built-in sources, and under oauth2.HTTPClient for
+// x/oauth2 configs inside a SourceFunc), and the store where
+// ProtectedResource keeps client registrations.
+func sourceContext(ctx context.Context, e *env) context.Context {
+	ctx = withTokenClient(ctx, e.tokenClient)
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, e.tokenClient)
+	return withRegistry(ctx, registry{s: e.store, prefix: e.opts.key})
+}
+
 // tokenContext hands x/oauth2 the client for a token request: the
 // Transport's, else the default one. A client already put in ctx under
 // oauth2.HTTPClient is used with the same guards added.

@@ -18,8 +18,8 @@ var ErrCorrupt = errors.New("store: stored token is corrupt or of an unknown for
 const formatVersion = 1
 
 // extras are the token response members, beyond the standard ones, that
-// are kept with a token.
-var extras = []string{"scope", "id_token", "issued_token_type", "refresh_token_expires_in"}
+// are kept with a token, and where it came from (IssuerKey, ClientIDKey).
+var extras = []string{"scope", "id_token", "issued_token_type", "refresh_token_expires_in", IssuerKey, ClientIDKey}
 
 type encoded struct {
 	Version      int            `json:"version"`

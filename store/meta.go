@@ -22,6 +22,11 @@ const (
 	RefusalCodeKey        = "oauthtransport_refusal_code"
 	RefusalDescriptionKey = "oauthtransport_refusal_description"
 	RefusalStatusKey      = "oauthtransport_refusal_status"
+	// The authorization server (its issuer) and the client a token was
+	// obtained from, when the Source says (ProtectedResource does): a token
+	// is never refreshed as another client's.
+	IssuerKey   = "oauthtransport_issuer"
+	ClientIDKey = "oauthtransport_client_id"
 )
 
 // Meta is the bookkeeping a Transport keeps with a stored token.
