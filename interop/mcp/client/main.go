@@ -114,7 +114,10 @@ func run(ctx context.Context, serverURL, scenario, contextJSON string, logger *s
 		// server-initiated messages.
 		DisableStandaloneSSE: true,
 	}
-	session, err := client.Connect(ctx, transport, nil)
+	// The suite's servers speak 2025-11-25 (its auth scenarios are written
+	// for it) and know nothing of the server/discover that go-sdk tries
+	// first for newer versions: start with initialize.
+	session, err := client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 	if err != nil {
 		return fmt.Errorf("connect (initialize): %w", err)
 	}
