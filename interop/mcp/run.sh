@@ -25,7 +25,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 min_scenarios=22
 parallel=2
-client_timeout_ms=30000 # the suite kills the client after this
+client_timeout_ms=30000 # the suite kills the client after this (the client gives up at 25 s)
 scenario_timeout=90     # seconds: a bound on one whole suite run
 
 node="$here/node_modules/.bin/node"

@@ -54,7 +54,7 @@ type scenarioContext struct {
 }
 
 func main() {
-	timeout := flag.Duration("timeout", 50*time.Second, "bound on the whole run")
+	timeout := flag.Duration("timeout", 25*time.Second, "bound on the whole run (the suite kills the client at 30 s)")
 	quiet := flag.Bool("q", false, "do not log the Transport's debug events to stderr")
 	flag.Usage = func() {
 		fmt.Fprintln(flag.CommandLine.Output(), "usage: client [flags] SERVER_URL")
@@ -96,10 +96,10 @@ func run(ctx context.Context, serverURL, scenario, contextJSON string, logger *s
 	}
 	logger.Info("starting", "scenario", scenario, "server", serverURL, "grant", grantName(cfg))
 
-	src := oauthtransport.ProtectedResource(serverURL, cfg, oauthtransport.WithLoginTimeout(30*time.Second))
+	src := oauthtransport.ProtectedResource(serverURL, cfg, oauthtransport.WithLoginTimeout(20*time.Second))
 	tr, err := oauthtransport.New(src,
 		oauthtransport.WithLogger(logger),
-		oauthtransport.WithRefreshTimeout(20*time.Second),
+		oauthtransport.WithRefreshTimeout(15*time.Second),
 	)
 	if err != nil {
 		return fmt.Errorf("oauthtransport.New: %w", err)
