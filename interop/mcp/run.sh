@@ -72,13 +72,16 @@ fi
 echo "MCP conformance $("$node" -p "require('$here/node_modules/@modelcontextprotocol/conformance/package.json').version") on Node $node_version: ${#scenarios[@]} auth scenarios, $parallel at a time"
 
 # run_one INDEX NAME: one scenario into $out/INDEX (the suite's log in
-# suite.log, its exit code in rc).
+# suite.log, its exit code in rc). The suite runs its --command through
+# sh -c and kills that process at the timeout: "exec" makes it the client,
+# which a kill then stops (else the client outlives it and the suite waits
+# for it to close its output).
 run_one() {
 	local dir="$out/$1"
 	mkdir -p "$dir"
 	local rc=0
 	timeout -k 10 "$scenario_timeout" "$node" "$suite" client \
-		--command "$client" --scenario "$2" --timeout "$client_timeout_ms" -o "$dir" \
+		--command "exec $client" --scenario "$2" --timeout "$client_timeout_ms" -o "$dir" \
 		>"$dir/suite.log" 2>&1 || rc=$?
 	echo "$rc" >"$dir/rc"
 }
