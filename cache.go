@@ -409,16 +409,18 @@ type challengeFirster interface {
 	challengeFirst() bool
 }
 
-// currentOrNone is current, except that a key without a token whose
-// Source wants a challenge first gets a credential of no token: the
-// request goes out as the caller made it (as MCP clients send their first
-// request), and a 401 to it is handed to the Source (attempt.follows),
-// then the request is sent once more with a token. Only for a request
-// whose body can be sent again.
+// currentOrNone is current, except that a key without a token, here or
+// in the store, whose Source wants a challenge first gets a credential of
+// no token: the request goes out as the caller made it (as MCP clients
+// send their first request), and a 401 to it is handed to the Source
+// (attempt.follows), then the request is sent once more with a token.
+// Only for a request whose body can be sent again.
 func currentOrNone(k *credentialCache, ctx context.Context) (*credential, error) {
-	if k.cur.Load() == nil {
+	if k.cur.Load() == nil && k.seen.Load() == nil {
 		if f, ok := k.src.(challengeFirster); ok && f.challengeFirst() {
-			return &credential{rec: noCredential}, nil
+			if rec, err := load(ctx, k.slot()); err == nil && (rec == nil || rec.marker()) {
+				return &credential{rec: noCredential}, nil
+			}
 		}
 	}
 	return k.current(ctx)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/oauthtransport/oauthtransport/store"
 )
 
 func TestResourceMatches(t *testing.T) {
@@ -227,7 +229,24 @@ func TestChallengeFirstRequest(t *testing.T) {
 	resp.Body.Close()
 	mu.Lock()
 	assert.Equal(t, []string{"", "Bearer cc"}, seen, "without a token, then once more with one")
+	seen = nil
 	mu.Unlock()
+
+	// A process that finds a token in the store sends it at once.
+	shared := store.NewMemory()
+	for i := range 2 {
+		tr, err := New(ProtectedResource(res.URL+"/mcp", &ClientConfig{Registered: map[string]RegisteredClient{"": {ClientID: "c", ClientSecret: "s"}}}),
+			WithStore(shared, "mcp"))
+		require.NoError(t, err)
+		resp, err = tr.Client().Post(res.URL+"/mcp", "application/json", strings.NewReader("{}"))
+		require.NoError(t, err)
+		resp.Body.Close()
+		tr.Close()
+		want := map[int][]string{0: {"", "Bearer cc"}, 1: {"", "Bearer cc", "Bearer cc"}}[i]
+		mu.Lock()
+		assert.Equal(t, want, seen, "process %d", i)
+		mu.Unlock()
+	}
 }
 
 type nopCloser struct{ *strings.Reader }
