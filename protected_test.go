@@ -146,10 +146,11 @@ func TestProtectedResourceChainOnAnotherHost(t *testing.T) {
 	clientID := q.Get("client_id")
 	assert.Equal(t, clientID, reqs[0].Form.Get("client_id"))
 
-	// What the resource saw: the probe without a token, then one token.
+	// What the resource saw: the request without a token (its 401 led the
+	// way), then sent once more with one.
 	got := e.res.Requests()
 	require.Len(t, got, 2)
-	assert.Equal(t, oauthtest.ResourceRequest{Method: http.MethodGet, Status: 401}, got[0], "the probe")
+	assert.Equal(t, oauthtest.ResourceRequest{Method: http.MethodPost, Status: 401}, got[0], "the first request, as MCP clients send it")
 	assert.Equal(t, http.StatusOK, got[1].Status)
 	info := e.as.Introspect(got[1].Token)
 	assert.Equal(t, []string{e.res.ResourceURL}, info.Resources)
@@ -637,6 +638,27 @@ func TestProtectedResourceMetadataAtTheWellKnownURL(t *testing.T) {
 	}
 	mustCall(t, e.transport(t, e.person()), e.res.ResourceURL)
 	assert.EqualValues(t, 1, e.res.MetadataCalls())
+	asked := e.as.AuthorizationRequests()
+	require.Len(t, asked, 1)
+	assert.Equal(t, []string{"tools"}, scopeParam(asked[0]))
+}
+
+func TestProtectedResourceFirstRequestNotReplayable(t *testing.T) {
+	t.Parallel()
+	// A body that cannot be sent twice: the first request waits for a
+	// token, found by the well-known URL, with the scopes the resource
+	// lists.
+	e := newMCPEnv(t, nil, oauthtest.ResourceScopes("tools"), oauthtest.ChallengeScopes("never-seen"))
+	tr := e.transport(t, e.person())
+	req, err := http.NewRequest(http.MethodPost, e.res.ResourceURL, io.NopCloser(strings.NewReader(`{}`)))
+	require.NoError(t, err)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	got := e.res.Requests()
+	require.Len(t, got, 1, "sent once, with a token")
+	assert.NotEmpty(t, got[0].Token)
 	asked := e.as.AuthorizationRequests()
 	require.Len(t, asked, 1)
 	assert.Equal(t, []string{"tools"}, scopeParam(asked[0]))
