@@ -235,3 +235,27 @@ func TestProtectedResourceErrorsHoldNoSecret(t *testing.T) {
 	require.ErrorIs(t, err, ErrToken)
 	secretFree(t, "the error", err.Error(), append(registeredSecrets(t, e.as), accessTokens(e.res)...)...)
 }
+
+func TestProtectedResourceChallengeNamesUntrustedMetadata(t *testing.T) {
+	t.Parallel()
+	for name, named := range map[string]string{
+		"file:":                       "file:///etc/passwd",
+		"plain http to a remote host": "http://192.0.2.1/.well-known/oauth-protected-resource",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var calls atomic.Int64
+			res := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				calls.Add(1)
+				w.Header().Set("WWW-Authenticate", `Bearer resource_metadata="`+named+`"`)
+				w.WriteHeader(http.StatusUnauthorized)
+			}))
+			t.Cleanup(res.Close)
+			b := &browser{}
+			_, err := callMCP(context.Background(), protectedTransport(t, res.URL+"/mcp", &ClientConfig{Open: b.open}), res.URL+"/mcp")
+			refusal(t, err, "protected resource metadata")
+			assert.EqualValues(t, 1, calls.Load(), "only the first request, without a token")
+			assert.Zero(t, b.opens.Load())
+		})
+	}
+}

@@ -663,3 +663,81 @@ func TestProtectedResourceFirstRequestNotReplayable(t *testing.T) {
 	require.Len(t, asked, 1)
 	assert.Equal(t, []string{"tools"}, scopeParam(asked[0]))
 }
+
+func TestProtectedResourceTokensTagged(t *testing.T) {
+	t.Parallel()
+	e := newMCPEnv(t, nil)
+	s := store.NewMemory()
+	tr := e.transport(t, e.person(), WithStore(s, "app"))
+	mustCall(t, tr, e.res.ResourceURL)
+	first, err := tr.Token(context.Background())
+	require.NoError(t, err)
+	refreshed, err := tr.Refresh(context.Background())
+	require.NoError(t, err)
+	require.NotEqual(t, first.AccessToken, refreshed.AccessToken)
+	clientID := e.as.AuthorizationRequests()[0].Get("client_id")
+
+	reqs := e.as.TokenRequests()
+	require.Len(t, reqs, 2)
+	assert.Equal(t, "refresh_token", reqs[1].Form.Get("grant_type"))
+	assert.Equal(t, []string{e.res.ResourceURL}, reqs[1].Form["resource"], "a refresh names the resource too")
+	for _, tok := range []*oauth2.Token{first, refreshed} {
+		assert.Equal(t, e.as.URL, tok.Extra(store.IssuerKey))
+		assert.Equal(t, clientID, tok.Extra(store.ClientIDKey))
+	}
+
+	// In the store: the token, tagged, and the registration beside it.
+	var tagged, others int
+	for key, err := range s.Keys(context.Background(), "app") {
+		require.NoError(t, err)
+		kept, err := s.Load(context.Background(), key)
+		require.NoError(t, err)
+		if kept.AccessToken == refreshed.AccessToken {
+			tagged++
+			assert.Equal(t, e.as.URL, kept.Extra(store.IssuerKey), key)
+			assert.Equal(t, clientID, kept.Extra(store.ClientIDKey), key)
+		} else {
+			others++
+		}
+	}
+	assert.Equal(t, 1, tagged)
+	assert.Equal(t, 1, others, "the registration")
+}
+
+func TestProtectedResourceRevoke(t *testing.T) {
+	t.Parallel()
+	e := newMCPEnv(t, nil)
+	tr := e.transport(t, e.person())
+	mustCall(t, tr, e.res.ResourceURL)
+	require.NoError(t, tr.Revoke(context.Background()))
+	assert.EqualValues(t, 1, e.as.RevokeCalls(), "at the server's revocation endpoint, as the registered client")
+	mustCall(t, tr, e.res.ResourceURL)
+	assert.Equal(t, int64(2), e.b.opens.Load(), "the person signs in again")
+	assert.Equal(t, 1, e.as.Registrations())
+}
+
+func TestProtectedResourceWithoutRegistration(t *testing.T) {
+	t.Parallel()
+	e := newMCPEnv(t, nil)
+	_, err := callMCP(context.Background(), e.transport(t, &ClientConfig{Open: e.b.open, NoRegistration: true}), e.res.ResourceURL)
+	me, ok := errors.AsType[*MetadataError](err)
+	require.True(t, ok, "a *MetadataError, got %v", err)
+	assert.Equal(t, "client registration", me.Document)
+	assert.Zero(t, e.as.Registrations())
+	assert.Zero(t, e.b.opens.Load())
+}
+
+func TestProtectedResourceClientIDMetadataDocument(t *testing.T) {
+	t.Parallel()
+	// The server takes Client ID Metadata Documents: the document's URL is
+	// the client_id, and nothing is registered. (oauthtest does not fetch
+	// the document, so its authorization endpoint refuses the client.)
+	const doc = "https://app.example/oauth/client.json"
+	e := newMCPEnv(t, []oauthtest.Option{oauthtest.MetadataMembers(map[string]any{"client_id_metadata_document_supported": true})})
+	_, err := callMCP(context.Background(), e.transport(t, &ClientConfig{Open: e.b.open, MetadataDocument: doc}), e.res.ResourceURL)
+	require.ErrorIs(t, err, ErrToken)
+	asked := e.as.AuthorizationRequests()
+	require.Len(t, asked, 1)
+	assert.Equal(t, doc, asked[0].Get("client_id"))
+	assert.Zero(t, e.as.Registrations())
+}
