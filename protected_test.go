@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -610,7 +611,12 @@ func TestProtectedResourcesFirstUsedTogether(t *testing.T) {
 	t.Parallel()
 	e := newMCPEnv(t, nil)
 	resources := []*oauthtest.Resource{e.res, oauthtest.NewResource(t, e.as), oauthtest.NewResource(t, e.as)}
-	tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, &ClientConfig{}), nil })
+	// Registrations that would be sent together are held until they all
+	// arrive, so that each sees none kept: a client that registers once per
+	// issuer sends only one, which goes on after a second.
+	gate := &gathering{base: http.DefaultTransport, path: "/register", n: len(resources), wait: time.Second, all: make(chan struct{})}
+	tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, &ClientConfig{}), nil },
+		WithTokenClient(&http.Client{Transport: gate}))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tr.Close() })
 	errs := make(chan error, len(resources))
@@ -624,6 +630,36 @@ func TestProtectedResourcesFirstUsedTogether(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 	assert.Equal(t, 1, e.as.Registrations(), "one client at their server, however many resources start at once")
+}
+
+// gathering holds the requests to path until n have arrived, or wait
+// has passed, then lets them all go on.
+type gathering struct {
+	base    http.RoundTripper
+	path    string
+	n       int
+	wait    time.Duration
+	mu      sync.Mutex
+	arrived int
+	all     chan struct{}
+}
+
+func (g *gathering) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Path == g.path {
+		g.mu.Lock()
+		if g.arrived++; g.arrived == g.n {
+			close(g.all)
+		}
+		g.mu.Unlock()
+		timer := time.NewTimer(g.wait)
+		defer timer.Stop()
+		select {
+		case <-g.all:
+		case <-timer.C:
+		case <-req.Context().Done():
+		}
+	}
+	return g.base.RoundTrip(req)
 }
 
 func TestProtectedResourceMetadataAtTheWellKnownURL(t *testing.T) {
