@@ -113,21 +113,7 @@ func TestProtectedResourceChainOnAnotherHost(t *testing.T) {
 	require.NotEqual(t, e.as.Listener.Addr().String(), e.res.Listener.Addr().String())
 	tr := e.transport(t, e.person())
 	mustCall(t, tr, e.res.ResourceURL)
-
-	// The registration: a native app with the loopback redirect it then used.
-	require.Equal(t, 1, e.as.Registrations())
-	reg := e.as.RegistrationRequests()[0]
-	assert.Equal(t, "none", reg.TokenEndpointAuthMethod, "a person's client is public")
-	assert.Equal(t, "native", reg.ApplicationType)
-	assert.Subset(t, reg.GrantTypes, []string{"authorization_code", "refresh_token"})
-	asked := e.as.AuthorizationRequests()
-	require.Len(t, asked, 1)
-	q := asked[0]
-	assert.Equal(t, []string{q.Get("redirect_uri")}, reg.RedirectURIs, "the redirect registered is the one used")
-	back := e.b.redirect()
-	require.NotNil(t, back)
-	assert.Equal(t, q.Get("redirect_uri"), back.Scheme+"://"+back.Host+back.Path, "and the browser came back to it")
-	assert.True(t, loopbackRedirectURI(q.Get("redirect_uri")), "a loopback redirect: %s", q.Get("redirect_uri"))
+	q := e.assertNativeRegistration(t)
 
 	// The authorization request: PKCE S256, the resource, the scopes of
 	// scopes_supported (the challenge named none).
@@ -163,6 +149,28 @@ func TestProtectedResourceChainOnAnotherHost(t *testing.T) {
 	assert.Equal(t, e.as.URL, tok.Extra(store.IssuerKey))
 	assert.Equal(t, clientID, tok.Extra(store.ClientIDKey))
 	assert.Equal(t, int64(1), e.b.opens.Load())
+}
+
+// assertNativeRegistration checks the one registration: a native app
+// with the loopback redirect its one authorization request then used,
+// which it returns.
+func (e *mcpEnv) assertNativeRegistration(t *testing.T) url.Values {
+	t.Helper()
+	require.Equal(t, 1, e.as.Registrations())
+	reg := e.as.RegistrationRequests()[0]
+	assert.Equal(t, "none", reg.TokenEndpointAuthMethod, "a person's client is public")
+	assert.Equal(t, "native", reg.ApplicationType)
+	assert.Subset(t, reg.GrantTypes, []string{"authorization_code", "refresh_token"})
+	asked := e.as.AuthorizationRequests()
+	require.Len(t, asked, 1)
+	q := asked[0]
+	assert.Equal(t, []string{q.Get("redirect_uri")}, reg.RedirectURIs, "the redirect registered is the one used")
+	assert.Equal(t, reg.ClientID, q.Get("client_id"))
+	back := e.b.redirect()
+	require.NotNil(t, back)
+	assert.Equal(t, q.Get("redirect_uri"), back.Scheme+"://"+back.Host+back.Path, "and the browser came back to it")
+	assert.True(t, loopbackRedirectURI(q.Get("redirect_uri")), "a loopback redirect: %s", q.Get("redirect_uri"))
+	return q
 }
 
 func loopbackRedirectURI(s string) bool {

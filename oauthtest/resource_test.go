@@ -80,6 +80,11 @@ func TestRegisteredConfidentialClient(t *testing.T) {
 			require.Equal(t, http.StatusCreated, status)
 			require.NotEmpty(t, reg["client_secret"])
 			assert.EqualValues(t, 0, reg["client_secret_expires_at"], "it never expires by default")
+			kept := srv.RegistrationRequests()
+			require.Len(t, kept, 1)
+			assert.Equal(t, reg["client_id"], kept[0].ClientID)
+			assert.Equal(t, reg["client_secret"], kept[0].ClientSecret)
+			assert.Equal(t, method, kept[0].TokenEndpointAuthMethod)
 			style := map[string]oauth2.AuthStyle{"client_secret_basic": oauth2.AuthStyleInHeader, "client_secret_post": oauth2.AuthStyleInParams}
 			cc := &clientcredentials.Config{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string),
 				TokenURL: srv.TokenURL, AuthStyle: style[method], Scopes: []string{"a"},
@@ -143,7 +148,11 @@ func TestRegistrationRefused(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "not an object")
 	assert.Equal(t, 7, srv.Registrations())
-	assert.Len(t, srv.RegistrationRequests(), 6, "the bodies that were objects")
+	kept := srv.RegistrationRequests()
+	assert.Len(t, kept, 6, "the bodies that were objects")
+	for _, r := range kept {
+		assert.Empty(t, r.ClientID, "nothing registered")
+	}
 }
 
 func TestFailRegistrations(t *testing.T) {
