@@ -762,13 +762,25 @@ func TestProtectedResourceRevoke(t *testing.T) {
 
 func TestProtectedResourceWithoutRegistration(t *testing.T) {
 	t.Parallel()
-	e := newMCPEnv(t, nil)
-	_, err := callMCP(context.Background(), e.transport(t, &ClientConfig{Open: e.b.open, NoRegistration: true}), e.res.ResourceURL)
-	me, ok := errors.AsType[*MetadataError](err)
-	require.True(t, ok, "a *MetadataError, got %v", err)
-	assert.Equal(t, "client registration", me.Document)
-	assert.Zero(t, e.as.Registrations())
-	assert.Zero(t, e.b.opens.Load())
+	for name, tc := range map[string]struct {
+		as     []oauthtest.Option
+		client func(*mcpEnv) *ClientConfig
+	}{
+		"NoRegistration": {client: func(e *mcpEnv) *ClientConfig { return &ClientConfig{Open: e.b.open, NoRegistration: true} }},
+		"a server without a registration endpoint": {as: []oauthtest.Option{oauthtest.MetadataMembers(map[string]any{"registration_endpoint": nil})},
+			client: func(e *mcpEnv) *ClientConfig { return e.person() }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newMCPEnv(t, tc.as)
+			_, err := callMCP(context.Background(), e.transport(t, tc.client(e)), e.res.ResourceURL)
+			me, ok := errors.AsType[*MetadataError](err)
+			require.True(t, ok, "a *MetadataError, got %v", err)
+			assert.Equal(t, "client registration", me.Document)
+			assert.Zero(t, e.as.Registrations())
+			assert.Zero(t, e.b.opens.Load())
+		})
+	}
 }
 
 func TestProtectedResourceClientIDMetadataDocument(t *testing.T) {
