@@ -797,3 +797,43 @@ func TestProtectedResourceClientIDMetadataDocument(t *testing.T) {
 	assert.Equal(t, doc, asked[0].Get("client_id"))
 	assert.Zero(t, e.as.Registrations())
 }
+
+func TestProtectedResourcesFirstUsedTogetherThenRestart(t *testing.T) {
+	t.Parallel()
+	// A person signs in to two resources of one server at once; after a
+	// restart, their grants refresh without asking them again.
+	e := newMCPEnv(t, nil)
+	resources := []*oauthtest.Resource{e.res, oauthtest.NewResource(t, e.as)}
+	s := store.NewMemory()
+	keyed := func(opts ...Option) *Transport {
+		tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, e.person()), nil }, append(opts, WithStore(s, "app"))...)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = tr.Close() })
+		return tr
+	}
+	gate := &gathering{base: http.DefaultTransport, path: "/register", n: len(resources), wait: time.Second, all: make(chan struct{})}
+	first := keyed(WithTokenClient(&http.Client{Transport: gate}))
+	errs := make(chan error, len(resources))
+	for _, res := range resources {
+		go func() {
+			_, err := callMCP(WithKey(context.Background(), res.ResourceURL), first, res.ResourceURL)
+			errs <- err
+		}()
+	}
+	for range resources {
+		require.NoError(t, <-errs)
+	}
+	require.NoError(t, first.Close())
+	require.Equal(t, int64(2), e.b.opens.Load())
+
+	second := keyed()
+	for _, res := range resources {
+		ctx := WithKey(context.Background(), res.ResourceURL)
+		kept, err := second.Token(ctx) // the token kept, as it was
+		require.NoError(t, err, res.ResourceURL)
+		refreshed, err := second.Refresh(ctx)
+		require.NoError(t, err, res.ResourceURL)
+		assert.NotEqual(t, kept.AccessToken, refreshed.AccessToken)
+	}
+	assert.Equal(t, int64(2), e.b.opens.Load(), "no grant is from a client other than the one kept")
+}
