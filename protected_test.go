@@ -837,3 +837,71 @@ func TestProtectedResourcesFirstUsedTogetherThenRestart(t *testing.T) {
 	}
 	assert.Equal(t, int64(2), e.b.opens.Load(), "no grant is from a client other than the one kept")
 }
+
+func TestProtectedResourcesLoginsTogether(t *testing.T) {
+	t.Parallel()
+	// Two resources of one server, whose client is registered already
+	// (with its loopback redirect), each need the person at once.
+	e := newMCPEnv(t, nil)
+	resources := []*oauthtest.Resource{oauthtest.NewResource(t, e.as), oauthtest.NewResource(t, e.as)}
+	browser := &gatheredOpen{open: e.b.open, wait: time.Second}
+	cfg := &ClientConfig{Open: browser.Open}
+	tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, cfg), nil })
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	status, err := callMCP(WithKey(context.Background(), e.res.ResourceURL), tr, e.res.ResourceURL)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status)
+
+	browser.gather(len(resources)) // both logins are under way before the person answers either
+	errs := make(chan error, len(resources))
+	for _, res := range resources {
+		go func() {
+			_, err := callMCP(WithKey(context.Background(), res.ResourceURL), tr, res.ResourceURL)
+			errs <- err
+		}()
+	}
+	for range resources {
+		assert.NoError(t, <-errs)
+	}
+	assert.Equal(t, 1, e.as.Registrations())
+	assert.Equal(t, int64(3), e.b.opens.Load())
+}
+
+// gatheredOpen is an Open that, once told to gather n calls, holds each
+// until the n have been made, or wait has passed, then opens the browser.
+type gatheredOpen struct {
+	open    func(ctx context.Context, authURL string) error
+	wait    time.Duration
+	mu      sync.Mutex
+	n       int
+	arrived int
+	all     chan struct{} // nil: calls are not held
+}
+
+func (g *gatheredOpen) gather(n int) {
+	g.mu.Lock()
+	g.n, g.arrived, g.all = n, 0, make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *gatheredOpen) Open(ctx context.Context, authURL string) error {
+	g.mu.Lock()
+	all := g.all
+	if all != nil {
+		if g.arrived++; g.arrived == g.n {
+			close(all)
+		}
+	}
+	g.mu.Unlock()
+	if all != nil {
+		timer := time.NewTimer(g.wait)
+		defer timer.Stop()
+		select {
+		case <-all:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+	}
+	return g.open(ctx, authURL)
+}
