@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/http"
 	"net/url"
@@ -126,10 +127,6 @@ func (r registry) save(ctx context.Context, issuer string, id identity) error {
 	return r.s.Save(ctx, r.key(issuer), &oauth2.Token{AccessToken: string(data), TokenType: registrationType})
 }
 
-func (r registry) forget(ctx context.Context, issuer string) {
-	_ = r.s.Delete(ctx, r.key(issuer))
-}
-
 // register registers a client at the server's registration endpoint
 // (RFC 7591) for grant, with the token endpoint authentication the
 // server supports.
@@ -144,7 +141,9 @@ func register(ctx context.Context, md *ServerMetadata, name, redirect string, pe
 		body["redirect_uris"], body["grant_types"], body["response_types"] = []string{redirect}, []string{"authorization_code", "refresh_token"}, []string{"code"}
 		body["application_type"] = "native"
 	} else {
-		body["grant_types"] = []string{"client_credentials"}
+		// No response_types would mean ["code"] (RFC 7591 §2), for which a
+		// server requires redirect URIs.
+		body["grant_types"], body["response_types"] = []string{"client_credentials"}, []string{}
 	}
 	data, err := post(ctx, endpoint, body)
 	if err != nil {
@@ -214,6 +213,56 @@ func post(ctx context.Context, endpoint string, body map[string]any) ([]byte, er
 		return nil, refused(docRegistration, endpoint, fmt.Sprintf("the server answered %d %s", resp.StatusCode, wire.OneLine(code, 100)))
 	}
 	return readDocument(resp.Body, docRegistration, req.URL)
+}
+
+// One at a time within the process: registering a client at one issuer,
+// and logging in on one redirect URI (a kept registration fixes its
+// port). Waits end with the context. Names share a stripe by hash.
+var (
+	registering = newStripes()
+	loggingIn   = newStripes()
+)
+
+type stripes [32]chan struct{}
+
+func newStripes() *stripes {
+	var s stripes
+	for i := range s {
+		s[i] = make(chan struct{}, 1)
+	}
+	return &s
+}
+
+// hold waits for name's stripe and returns its release.
+func (s *stripes) hold(ctx context.Context, name string) (func(), error) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	c := s[h.Sum32()%uint32(len(s))]
+	select {
+	case c <- struct{}{}:
+		return func() { <-c }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// lock serializes registering at issuer: within the process, and across
+// the processes sharing the store when it is a store.Locker.
+func (r registry) lock(ctx context.Context, issuer string) (func(), error) {
+	release, err := registering.hold(ctx, r.prefix+"\x00"+issuer)
+	if err != nil {
+		return nil, fmt.Errorf("oauthtransport: waiting to register a client: %w", err)
+	}
+	l, ok := r.s.(store.Locker)
+	if !ok {
+		return release, nil
+	}
+	unlock, err := l.Lock(ctx, r.key(issuer), 3*metadataTimeout)
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("oauthtransport: the store's lock for a client registration: %w", err)
+	}
+	return func() { unlock(); release() }, nil
 }
 
 // loopbackRedirect is the redirect URI of a person's login when the
