@@ -27,7 +27,7 @@
 // mcp-cc-client (client_secret_basic) and mcp-pkjwt-client
 // (private_key_jwt, with the OIDC_CLIENT_JWKS keys).
 //
-// It prints "listening <port>" once ready. Two test-only routes:
+// It prints "listening <port>" once ready. Three test-only routes:
 // POST /test/refresh-token mints a refresh token for rt-client (or the
 // client_id in the query: dpop-rt-client, whose tokens are DPoP-bound,
 // with jkt the thumbprint of the key its refresh token is bound to), as
@@ -36,7 +36,9 @@
 // grant the exchanges whose PKCE verifier matched an S256 challenge, and
 // the successes by the resource (RFC 8707) they named ("" for none); and
 // lists the clients registered dynamically (registrations) and the
-// registration requests refused (registration_errors).
+// registration requests refused (registration_errors); POST
+// /test/forget-client?client_id=... forgets a client registered
+// dynamically, as a server restarted without them would.
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -213,6 +215,11 @@ server.on('request', async (req, res) => {
       const clientId = url.searchParams.get('client_id') || 'rt-client';
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ refresh_token: await mintRefreshToken(clientId, url.searchParams.get('jkt')) }));
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === '/test/forget-client') {
+      await provider.Client.adapter.destroy(url.searchParams.get('client_id'));
+      res.end();
       return;
     }
     if (req.method === 'GET' && req.url === '/test/stats') {
