@@ -12,15 +12,19 @@ package interop
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,17 +75,45 @@ type accessClaims struct {
 
 func (c accessClaims) scopes() []string { return strings.Fields(c.Scope) }
 
-// startProtectedOIDC starts the resource, then oidc-provider in the
-// ProtectedResource variant for it (the resource's URL is known before
-// the provider starts; the resource serves only once the provider's
-// issuer and keys are known).
-func startProtectedOIDC(t *testing.T) (*oidcServer, *mcpResource) {
+// clientDocument is a Client ID Metadata Document on loopback (https, its
+// server's certificate trusted by oidc-provider): a public native client
+// whose client_id is the document's URL.
+type clientDocument struct {
+	url     string
+	fetches atomic.Int64
+}
+
+func (d *clientDocument) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path != "/client.json" {
+		http.NotFound(w, req)
+		return
+	}
+	d.fetches.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"client_id": d.url, "client_name": "interop document",
+		"redirect_uris": []string{"http://127.0.0.1/callback"}, "application_type": "native", "token_endpoint_auth_method": "none",
+		"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"}})
+}
+
+// startProtectedOIDC starts the resource and the server of a client's
+// metadata document, then oidc-provider in the ProtectedResource variant
+// for them (the resource's URL is known before the provider starts; the
+// resource serves only once the provider's issuer and keys are known).
+func startProtectedOIDC(t *testing.T) (*oidcServer, *mcpResource, *clientDocument) {
 	r := &mcpResource{}
 	r.srv = httptest.NewUnstartedServer(r)
 	t.Cleanup(r.srv.Close)
 	r.base = "http://" + r.srv.Listener.Addr().String()
 	r.url = r.base + "/mcp"
-	s := startOIDC(t, time.Minute, "OIDC_MCP_RESOURCE="+r.url)
+
+	doc := &clientDocument{}
+	docs := httptest.NewTLSServer(doc)
+	t.Cleanup(docs.Close)
+	doc.url = docs.URL + "/client.json"
+	ca := filepath.Join(t.TempDir(), "documents-ca.pem")
+	require.NoError(t, os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: docs.Certificate().Raw}), 0o600))
+
+	s := startOIDC(t, time.Minute, "OIDC_MCP_RESOURCE="+r.url, "NODE_EXTRA_CA_CERTS="+ca)
 	r.issuer = s.issuer
 	resp, err := http.Get(s.issuer + "/jwks")
 	require.NoError(t, err)
@@ -90,7 +122,7 @@ func startProtectedOIDC(t *testing.T) (*oidcServer, *mcpResource) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r.keys))
 	require.NotEmpty(t, r.keys.Keys, "the provider's signing keys")
 	r.srv.Start()
-	return s, r
+	return s, r, doc
 }
 
 func (r *mcpResource) metadataURL() string {
@@ -244,12 +276,13 @@ func (s *oidcServer) stats(t *testing.T) providerStats {
 // the provider's counts before and after.
 func TestProtectedOIDC(t *testing.T) {
 	t.Parallel()
-	s, r := startProtectedOIDC(t)
+	s, r, doc := startProtectedOIDC(t)
 	t.Run("ResourceAcceptsOnlyItsTokens", func(t *testing.T) { testResourceAcceptsOnlyItsTokens(t, s, r) })
 	t.Run("PersonRegistersLogsInRefreshes", func(t *testing.T) { testProtectedPerson(t, s, r) })
 	t.Run("SharedStoreKeepsRegistration", func(t *testing.T) { testProtectedSharedStore(t, s, r) })
 	t.Run("StepUp", func(t *testing.T) { testProtectedStepUp(t, s, r) })
 	t.Run("ClientForgotten", func(t *testing.T) { testProtectedClientForgotten(t, s, r) })
+	t.Run("ClientMetadataDocument", func(t *testing.T) { testProtectedMetadataDocument(t, s, r, doc) })
 	t.Run("ClientCredentials", func(t *testing.T) {
 		testProtectedMachine(t, s, r, "mcp-cc-client", map[string]oauthtransport.RegisteredClient{
 			s.issuer: {ClientID: "mcp-cc-client", ClientSecret: "mcp-cc-secret-value"}})
@@ -571,4 +604,34 @@ func testProtectedClientForgotten(t *testing.T, s *oidcServer, r *mcpResource) {
 	require.Equal(t, newID, got.claims.ClientID, "the peer refreshed as the new client")
 	require.Len(t, s.stats(t).Registrations, len(after.Registrations), "the peer did not register")
 	require.Equal(t, int64(0), q.opens.Load())
+}
+
+// testProtectedMetadataDocument: with a Client ID Metadata Document and a
+// provider that supports them (client_id_metadata_document_supported),
+// the person's login uses the document's URL as client_id: no
+// registration; the provider fetched the document; the token, and the
+// refreshed one, are the document's client's, for the resource.
+func testProtectedMetadataDocument(t *testing.T, s *oidcServer, r *mcpResource, doc *clientDocument) {
+	ctx := context.Background()
+	before := s.stats(t)
+	p := newPerson(t)
+	tr := newTransport(t, oauthtransport.ProtectedResource(r.url, &oauthtransport.ClientConfig{MetadataDocument: doc.url, Open: p.open,
+		RedirectURL: "http://127.0.0.1/callback"}))
+	require.Equal(t, http.StatusOK, r.call(t, tr.Client(), http.MethodGet))
+	require.Equal(t, int64(1), p.opens.Load(), "the person was asked once")
+	require.Positive(t, doc.fetches.Load(), "the provider fetched the document")
+	_, got := r.accepts()
+	require.Equal(t, doc.url, got.claims.ClientID, "the document's URL is the client_id")
+	require.Equal(t, josejwt.Audience{r.url}, got.claims.Audience)
+	after := s.stats(t)
+	require.Len(t, after.Registrations, len(before.Registrations), "no registration")
+	require.Equal(t, before.Grants["authorization_code"].PKCE+1, after.Grants["authorization_code"].PKCE, "one exchange, its S256 challenge verified")
+
+	refreshed, err := tr.Refresh(ctx)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, r.call(t, tr.Client(), http.MethodGet))
+	_, got = r.accepts()
+	require.True(t, refreshed.AccessToken == got.raw, "the refreshed token was accepted")
+	require.Equal(t, doc.url, got.claims.ClientID)
+	require.Equal(t, int64(1), p.opens.Load(), "the refresh asked nobody")
 }

@@ -23,9 +23,11 @@
 // the resources at that resource's origin known to resource indicators
 // (RFC 8707), with the scopes mcp:read and mcp:write and JWT access tokens
 // (RFC 9068, aud the resource asked for) signed with the provider's keys
-// (/jwks); and two clients registered beforehand, for client credentials:
+// (/jwks); two clients registered beforehand, for client credentials:
 // mcp-cc-client (client_secret_basic) and mcp-pkjwt-client
-// (private_key_jwt, with the OIDC_CLIENT_JWKS keys).
+// (private_key_jwt, with the OIDC_CLIENT_JWKS keys); and Client ID
+// Metadata Documents (draft-02), fetched from loopback too (https: set
+// NODE_EXTRA_CA_CERTS to trust their server).
 //
 // It prints "listening <port>" once ready. Three test-only routes:
 // POST /test/refresh-token mints a refresh token for rt-client (or the
@@ -141,13 +143,21 @@ const provider = new Provider(issuer, {
         ? { scope: 'mcp:read mcp:write', audience: resource, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }
         : { scope: 'api', audience: resource, accessTokenFormat: 'opaque' }),
     },
-    // Open dynamic registration (no initial access token), in the
-    // ProtectedResource variant only.
+    // Open dynamic registration (no initial access token) and Client ID
+    // Metadata Documents (draft-02), in the ProtectedResource variant only.
     registration: { enabled: Boolean(mcpResource) },
+    clientIdMetadataDocument: mcpResource ? { enabled: true, ack: 'draft-02' } : { enabled: false },
   },
   // The ProtectedResource variant requires PKCE of every client, public or
-  // not; otherwise oidc-provider's default (public clients).
-  ...(mcpResource ? { pkce: { required: () => true } } : {}),
+  // not (otherwise oidc-provider's default: public clients); and it fetches
+  // Client ID Metadata Documents from loopback, where the tests serve them
+  // (their server's certificate trusted with NODE_EXTRA_CA_CERTS) and
+  // where oidc-provider's guard against server-side request forgery, the
+  // dispatcher it passes, would refuse to connect.
+  ...(mcpResource ? {
+    pkce: { required: () => true },
+    fetch: (url, { dispatcher, ...options }) => globalThis.fetch(url, options),
+  } : {}),
   ttl: { AccessToken: ttl, ClientCredentials: ttl, RefreshToken: 3600, Grant: 3600 },
   rotateRefreshToken: true,
   // A person's grants get a refresh token whether or not offline_access was
