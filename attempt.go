@@ -46,7 +46,7 @@ var errNoResponse = fmt.Errorf("oauthtransport: the base RoundTripper returned n
 
 // run sends the request until decide says it is done.
 func (a *attempt) run() (*http.Response, error) {
-	out, err := a.t.authz.authorize(a.req, a.req.Body, a.c)
+	out, err := a.first()
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +67,17 @@ func (a *attempt) run() (*http.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+// first is the first request to send: with the credential, or as the
+// caller made it when there is none yet (see currentOrNone).
+func (a *attempt) first() (*http.Request, error) {
+	if !unauthenticated(a.c) {
+		return a.t.authz.authorize(a.req, a.req.Body, a.c)
+	}
+	out := new(http.Request)
+	*out = *a.req
+	return out, nil
 }
 
 // decide reads the outcome of a send: done (a response or an error), a
@@ -134,6 +145,9 @@ func (a *attempt) logRetry(resp *http.Response, v verdict) {
 // unauthorized handles the first 401: the authorizer says whether a new
 // (or re-signed) credential can help; if so the request is replayed once.
 func (a *attempt) unauthorized(resp *http.Response) (step, *http.Response, error) {
+	if unauthenticated(a.c) { // sent without a credential: the Source reads the challenge
+		return a.renew(resp, verdict{kind: kindUnauthorized}, a.follows(resp, rejectFinal))
+	}
 	how := a.t.authz.rejected(resp, a.c)
 	if how == rejectRenew || how == rejectFinal {
 		how = a.follows(resp, how)
@@ -153,7 +167,7 @@ func (a *attempt) follows(resp *http.Response, how onReject) onReject {
 	c := &ResourceChallenge{StatusCode: resp.StatusCode, URL: wire.RedactURL(a.req.URL), Header: resp.Header,
 		Challenges: wire.ParseChallenges(resp.Header.Values("Www-Authenticate"))}
 	var yes bool
-	err := protect(a.req.Context(), a.k.env.log, "following a challenge (ChallengeFollower)", []string{a.c.rec.tok.AccessToken},
+	err := protect(a.req.Context(), a.k.env.log, "following a challenge (ChallengeFollower)", a.c.rec.secrets(),
 		func() error { yes = f.FollowChallenge(c); return nil })
 	if err != nil || !yes {
 		return rejectFinal
@@ -169,6 +183,9 @@ func (a *attempt) renew(resp *http.Response, v verdict, how onReject) (step, *ht
 	case rejectFinal:
 		return a.finish(resp, v)
 	case rejectRenew, rejectClaims:
+		if unauthenticated(a.c) {
+			break // no token was sent: none to drop
+		}
 		if !a.k.spacing.mayRenew(a.c.rec, a.c.accepted.Load()) { // never-accepted tokens' renewals are spaced out
 			return a.finish(resp, v)
 		}

@@ -399,6 +399,36 @@ func (k *credentialCache) retire() bool {
 
 // spends reports whether refreshing from base through src presents a
 // refresh token.
+// noCredential is the record of a request sent without a credential.
+var noCredential = &record{tok: &oauth2.Token{}}
+
+// challengeFirster is a Source that wants a resource's challenge before
+// its first token (ProtectedResource: the 401 names the resource's
+// metadata and the scopes to ask for).
+type challengeFirster interface {
+	challengeFirst() bool
+}
+
+// currentOrNone is current, except that a key without a token, here or
+// in the store, whose Source wants a challenge first gets a credential of
+// no token: the request goes out as the caller made it (as MCP clients
+// send their first request), and a 401 to it is handed to the Source
+// (attempt.follows), then the request is sent once more with a token.
+// Only for a request whose body can be sent again.
+func currentOrNone(k *credentialCache, ctx context.Context) (*credential, error) {
+	if k.cur.Load() == nil && k.seen.Load() == nil {
+		if f, ok := k.src.(challengeFirster); ok && f.challengeFirst() {
+			if rec, err := load(ctx, k.slot()); err == nil && (rec == nil || rec.marker()) {
+				return &credential{rec: noCredential}, nil
+			}
+		}
+	}
+	return k.current(ctx)
+}
+
+// unauthenticated reports a credential of no token (currentOrNone).
+func unauthenticated(c *credential) bool { return c.rec == noCredential }
+
 func spends(src Source, base *record) bool {
 	if s, ok := src.(RefreshTokenSpender); ok {
 		return s.SpendsRefreshToken()

@@ -75,6 +75,13 @@ func withKnownMetadata(md *ServerMetadata) SourceOption {
 	return func(o *sourceOptions) { o.md, o.issuer = md, md.Issuer }
 }
 
+// withAssertionAudience makes client assertions name the issuer as
+// their audience (RFC 7523bis, FAPI 2.0) rather than the token endpoint:
+// ProtectedResource knows it.
+func withAssertionAudience(issuer string) SourceOption {
+	return func(o *sourceOptions) { o.aud = issuer }
+}
+
 // WithLoginTimeout bounds how long a person may take to log in with
 // [AuthorizationCode] or [DeviceAuthorization]: from the start of the
 // login until its token is obtained. The default is 5 minutes, and

@@ -16,11 +16,12 @@ import (
 // authorization specification (2025-11-25) describes, then behaves as the
 // grant it ran (refresh, rotation, the store protocol, dead grants).
 //
-// The chain:
+// As MCP clients do, a Transport sends the first request for a resource
+// without a token (when its body can be sent again): the resource's 401
+// says where its metadata is and which scopes to ask for. Then the chain:
 //
 //  1. The resource's metadata (RFC 9728): from the resource_metadata of
-//     the 401 challenge that asked (on first use, of an unauthenticated
-//     GET of resourceURL), else /.well-known/oauth-protected-resource with
+//     the 401 challenge, else /.well-known/oauth-protected-resource with
 //     resourceURL's path, then without it. Its resource must name
 //     resourceURL: the same origin, and a path that is resourceURL's path
 //     or a whole-segment prefix of it. A resource that publishes no
@@ -30,8 +31,10 @@ import (
 //     discovery, in the MCP order (path-aware); its issuer must be the
 //     one named exactly. The authorization code grant refuses a server
 //     that does not list S256 in code_challenge_methods_supported. A
-//     2025-03-26 server without metadata gets /authorize, /token and
-//     /register at its origin.
+//     2025-03-26 server publishes its metadata at its origin, where the
+//     issuer it names may have a path; without metadata it gets
+//     /authorize, /token and /register at its origin. Client assertions
+//     (private_key_jwt) name the issuer as their audience.
 //  3. A client identity for that issuer (see [ClientConfig]).
 //  4. A token for the resource (RFC 8707 resource on every authorization
 //     and token request), with the scopes of the challenge, else the

@@ -30,6 +30,7 @@ type protectedResource struct {
 	named    string         // a challenge's resource_metadata that sess did not come from
 	asked    []string       // the scopes challenges asked for
 	stepUp   bool           // a 403 asked for scopes the person must grant: the next token is a login's
+	heard    bool           // a challenge came: no more requests without a token (challengeFirst)
 	ids      map[string]identity
 }
 
@@ -100,10 +101,14 @@ func (p *protectedResource) FollowChallenge(c *ResourceChallenge) bool {
 	bearer := pickBearer(c.Challenges)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.heard = true
 	if m := bearer.Params["resource_metadata"]; m != "" && (p.sess == nil || m != p.sess.lead.from) {
 		p.named = m
 	}
 	scopes := strings.Fields(bearer.Scope)
+	if bearer.Error == "insufficient_user_authentication" {
+		return false // a step-up of the authentication (RFC 9470): not a new token's to answer
+	}
 	if c.StatusCode == 403 || bearer.Error == "insufficient_scope" {
 		if bearer.Error != "insufficient_scope" || len(scopes) == 0 {
 			return false
@@ -118,6 +123,15 @@ func (p *protectedResource) FollowChallenge(c *ResourceChallenge) bool {
 	}
 	p.asked = union(p.asked, scopes)
 	return c.StatusCode == 401 || c.StatusCode == 403
+}
+
+// challengeFirst reports that no challenge came yet and no chain ran: the
+// Transport sends the first request without a token, and its 401 says
+// where the resource's metadata is and which scopes to ask for.
+func (p *protectedResource) challengeFirst() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.heard && p.sess == nil
 }
 
 // union is the scopes asked so far (by the chain and by challenges) and
@@ -144,7 +158,7 @@ func (p *protectedResource) session(ctx context.Context) (*session, error) {
 		s = p.build(s.lead, s.md, s.id, union(s.scopes, asked))
 	default:
 		var err error
-		if s, err = p.run(ctx, s == nil, named, asked); err != nil {
+		if s, err = p.run(ctx, named, asked); err != nil {
 			return nil, notPresented(err)
 		}
 	}
@@ -159,12 +173,7 @@ func (p *protectedResource) session(ctx context.Context) (*session, error) {
 
 // run follows the resource's lead to a grant: its metadata, its server's,
 // the client there, and the scopes.
-func (p *protectedResource) run(ctx context.Context, first bool, named string, asked []string) (*session, error) {
-	if first && named == "" {
-		var scope string
-		named, scope = probe(ctx, p.resource)
-		asked = union(asked, strings.Fields(scope))
-	}
+func (p *protectedResource) run(ctx context.Context, named string, asked []string) (*session, error) {
 	ld, err := findLead(ctx, p.resource, named)
 	if err != nil {
 		return nil, err
@@ -286,7 +295,7 @@ func (p *protectedResource) registerAgain(ctx context.Context, s *session) (*ses
 func (p *protectedResource) build(ld *lead, md *ServerMetadata, id identity, scopes []string) *session {
 	s := &session{lead: ld, md: md, id: id, scopes: scopes}
 	auth, style := id.authOptions()
-	opts := append(append(slices.Clone(p.opts), auth...), WithResource(ld.resource))
+	opts := append(append(slices.Clone(p.opts), auth...), WithResource(ld.resource), withAssertionAudience(md.Issuer))
 	switch {
 	case p.client.Enterprise != nil:
 		s.grant = newCrossApp(p.client.Enterprise, md, id, ld.resource, scopes, opts)
@@ -399,13 +408,12 @@ func (r personResource) wantsLogin(current *oauth2.Token) bool {
 	return !s.owns(current) || r.stepUp
 }
 
-// revoke revokes the grant at the chain's revocation endpoint.
+// revoke revokes the grant at the revocation endpoint of the chain's
+// server (running the chain first after a restart).
 func (r personResource) revoke(ctx context.Context, tok *oauth2.Token) error {
-	r.mu.Lock()
-	s := r.sess
-	r.mu.Unlock()
-	if s == nil {
-		return errNoRevocationEndpoint
+	s, err := r.session(ctx)
+	if err != nil {
+		return err
 	}
 	return s.grant.(revoker).revoke(ctx, tok)
 }

@@ -8,6 +8,7 @@ package oauthtransport
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -124,8 +125,12 @@ func discoverServer(ctx context.Context, issuer string, legacy bool) (*ServerMet
 			continue
 		}
 		if err == nil {
+			want := issuer
+			if legacy {
+				want = ownIssuer(data, u)
+			}
 			var md *ServerMetadata
-			if md, err = parseMetadata(data, issuer); err == nil {
+			if md, err = parseMetadata(data, want); err == nil {
 				return md, checkEndpoints(md, where)
 			}
 			err = refused(docServer, where, err.Error())
@@ -142,6 +147,23 @@ func discoverServer(ctx context.Context, issuer string, legacy bool) (*ServerMet
 		return defaultEndpoints(origin), nil
 	}
 	return nil, refused(docServer, wire.RedactURL(u), "no metadata was found (RFC 8414, OpenID discovery)")
+}
+
+// ownIssuer is the issuer a document found at a legacy resource's origin
+// names, when it is of that origin: a 2025-03-26 server may publish its
+// metadata at its root for an issuer with a path (the MCP TypeScript SDK
+// uses it so). Otherwise the expected one, which the document then fails.
+func ownIssuer(data []byte, origin *url.URL) string {
+	var doc struct {
+		Issuer string `json:"issuer"`
+	}
+	if json.Unmarshal(data, &doc) != nil {
+		return origin.String()
+	}
+	if u, err := url.Parse(doc.Issuer); err == nil && u.Host != "" && sameOrigin(u, origin) {
+		return doc.Issuer
+	}
+	return origin.String()
 }
 
 // defaultEndpoints are the endpoints of a 2025-03-26 MCP server without
@@ -247,30 +269,4 @@ func refused(doc, where, reason string) *MetadataError {
 		where = wire.RedactURL(u)
 	}
 	return &MetadataError{Document: doc, URL: where, Reason: reason}
-}
-
-// probe asks the resource without a token what its challenge says: the
-// resource_metadata and scope of a 401's Bearer challenge, if any. Its
-// failure is not an error: the well-known URLs are tried next.
-func probe(ctx context.Context, resourceURL string) (named, scope string) {
-	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, resourceURL, nil)
-	if err != nil {
-		return "", ""
-	}
-	resp, err := TokenClient(ctx).Do(req)
-	if err != nil {
-		return "", ""
-	}
-	defer wire.Drain(resp)
-	if resp.StatusCode != http.StatusUnauthorized {
-		return "", ""
-	}
-	for _, c := range wire.ParseChallenges(resp.Header.Values("Www-Authenticate")) {
-		if m := c.Params["resource_metadata"]; m != "" {
-			return m, c.Scope
-		}
-	}
-	return "", wire.PickChallenge(wire.ParseChallenges(resp.Header.Values("Www-Authenticate")), "Bearer").Scope
 }

@@ -63,6 +63,7 @@ type sourceOptions struct {
 
 	issuer  string          // WithIssuer: whose metadata checks iss and names the revocation endpoint
 	md      *ServerMetadata // the issuer's metadata, already known (ProtectedResource)
+	aud     string          // the audience of client assertions; default: the token endpoint
 	timeout time.Duration   // WithLoginTimeout; zero: defaultLoginTimeout
 }
 

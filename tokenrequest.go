@@ -18,6 +18,7 @@ import (
 // endpoint is a token endpoint and how the client authenticates to it.
 type endpoint struct {
 	clientID, secret, url string
+	aud                   string           // of client assertions: o.aud, else url
 	style                 oauth2.AuthStyle // as configured; AutoDetect probes
 	probe                 *authStyleProbe
 	params                url.Values // sent with every request (EndpointParams, resource)
@@ -34,7 +35,11 @@ func newEndpoint(clientID, secret, tokenURL string, style oauth2.AuthStyle, o so
 	if secret == "" && o.auth == nil && style == oauth2.AuthStyleAutoDetect {
 		style = oauth2.AuthStyleInParams // no secret (tls_client_auth, a public client): client_id in the body, no Basic header
 	}
-	return endpoint{clientID: clientID, secret: secret, url: tokenURL, style: style, probe: &authStyleProbe{},
+	aud := o.aud
+	if aud == "" {
+		aud = tokenURL
+	}
+	return endpoint{clientID: clientID, secret: secret, url: tokenURL, aud: aud, style: style, probe: &authStyleProbe{},
 		auth: o.auth, params: params, errs: errors.Join(o.errs...)}
 }
 
@@ -70,7 +75,7 @@ func (e *endpoint) request(ctx context.Context, scopes []string, grant url.Value
 // assertion when the client authenticates with one.
 func (e *endpoint) attempt(ctx context.Context, scopes []string, v url.Values, secrets []string) (*oauth2.Token, error) {
 	if e.auth != nil {
-		a, err := e.auth.assertion(ctx, e.clientID, e.secret, e.url)
+		a, err := e.auth.assertion(ctx, e.clientID, e.secret, e.aud)
 		if err != nil {
 			return nil, &TokenError{Err: err}
 		}

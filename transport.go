@@ -136,11 +136,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var k *credentialCache
 	var c *credential
 	var err error
-	if t.keyed == nil { // one token: the direct call is the hot path
+	switch {
+	case t.keyed == nil && !rewindable(req): // one token: the direct call is the hot path
 		k = t.cache
 		c, err = k.current(req.Context())
-	} else {
+	case t.keyed == nil:
+		k = t.cache
+		c, err = currentOrNone(k, req.Context())
+	case !rewindable(req):
 		k, c, err = t.credential(req.Context(), (*credentialCache).current)
+	default:
+		k, c, err = t.credential(req.Context(), currentOrNone)
 	}
 	if err != nil {
 		closeBody(req)

@@ -1,0 +1,272 @@
+package oauthtransport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/oauthtransport/oauthtransport/store"
+)
+
+func TestResourceMatches(t *testing.T) {
+	called, _ := url.Parse("https://mcp.example.com/tenant/mcp")
+	for resource, want := range map[string]bool{
+		"https://mcp.example.com/tenant/mcp":   true,
+		"https://mcp.example.com/tenant/mcp/":  true,
+		"https://mcp.example.com/tenant":       true, // a whole-segment prefix
+		"https://mcp.example.com":              true,
+		"https://MCP.example.com:443/tenant":   true,
+		"https://mcp.example.com/ten":          false, // not at a segment boundary
+		"https://mcp.example.com/tenant/mcp/x": false,
+		"https://evil.example.com/tenant/mcp":  false,
+		"http://mcp.example.com/tenant/mcp":    false,
+		"https://mcp.example.com:8443/tenant":  false,
+		"https://mcp.example.com/tenant?x=1":   false,
+		"/tenant/mcp":                          false,
+	} {
+		assert.Equal(t, want, resourceMatches(resource, called), resource)
+	}
+}
+
+func TestWellKnownOrder(t *testing.T) {
+	u, _ := url.Parse("https://mcp.example.com/a/mcp/")
+	assert.Equal(t, []string{"https://mcp.example.com/.well-known/oauth-protected-resource/a/mcp",
+		"https://mcp.example.com/.well-known/oauth-protected-resource"}, wellKnown(u, "/.well-known/oauth-protected-resource"))
+	u, _ = url.Parse("https://mcp.example.com")
+	assert.Equal(t, []string{"https://mcp.example.com/.well-known/oauth-protected-resource"}, wellKnown(u, "/.well-known/oauth-protected-resource"))
+}
+
+// metadataServer serves md at exactly one path and records every path asked.
+type metadataServer struct {
+	*httptest.Server
+	mu    sync.Mutex
+	asked []string
+}
+
+func newMetadataServer(t *testing.T, at string, md func(base string) map[string]any) *metadataServer {
+	s := &metadataServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.asked = append(s.asked, r.URL.Path)
+		s.mu.Unlock()
+		if r.URL.Path != at {
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(md(s.URL))
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *metadataServer) paths() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.asked...)
+}
+
+// The MCP order for an issuer with a path: RFC 8414 path-inserted, OpenID
+// path-inserted, OpenID path-appended; never the root.
+func TestDiscoverServerOrder(t *testing.T) {
+	s := newMetadataServer(t, "/tenant1/.well-known/openid-configuration", func(base string) map[string]any {
+		return map[string]any{"issuer": base + "/tenant1", "token_endpoint": base + "/tenant1/token", "authorization_endpoint": base + "/tenant1/authorize"}
+	})
+	md, err := discoverServer(context.Background(), s.URL+"/tenant1", false)
+	require.NoError(t, err)
+	assert.Equal(t, s.URL+"/tenant1/token", md.TokenEndpoint)
+	assert.Equal(t, []string{"/.well-known/oauth-authorization-server/tenant1", "/.well-known/openid-configuration/tenant1",
+		"/tenant1/.well-known/openid-configuration"}, s.paths())
+}
+
+func TestDiscoverServerRefusals(t *testing.T) {
+	for name, md := range map[string]func(base string) map[string]any{
+		"an issuer with a trailing slash": func(base string) map[string]any {
+			return map[string]any{"issuer": base + "/", "token_endpoint": base + "/token"}
+		},
+		"a file: authorization endpoint": func(base string) map[string]any {
+			return map[string]any{"issuer": base, "token_endpoint": base + "/token", "authorization_endpoint": "file:///etc/passwd"}
+		},
+		"a javascript: registration endpoint": func(base string) map[string]any {
+			return map[string]any{"issuer": base, "token_endpoint": base + "/token", "registration_endpoint": "javascript:alert(1)"}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newMetadataServer(t, "/.well-known/oauth-authorization-server", md)
+			_, err := discoverServer(context.Background(), s.URL, false)
+			var me *MetadataError
+			require.True(t, errors.As(err, &me), "a *MetadataError: %v", err)
+			assert.Equal(t, docServer, me.Document)
+			assert.NotContains(t, err.Error(), "/etc/passwd")
+		})
+	}
+}
+
+// A 2025-03-26 server: its root metadata may name an issuer with a path
+// of its origin, never of another.
+func TestDiscoverServerLegacy(t *testing.T) {
+	s := newMetadataServer(t, "/.well-known/oauth-authorization-server", func(base string) map[string]any {
+		return map[string]any{"issuer": base + "/oauth", "token_endpoint": base + "/oauth/token"}
+	})
+	md, err := discoverServer(context.Background(), s.URL, true)
+	require.NoError(t, err)
+	assert.Equal(t, s.URL+"/oauth", md.Issuer)
+	_, err = discoverServer(context.Background(), s.URL, false)
+	assert.Error(t, err, "not for a server a resource's metadata named")
+
+	other := newMetadataServer(t, "/.well-known/oauth-authorization-server", func(string) map[string]any {
+		return map[string]any{"issuer": s.URL + "/oauth", "token_endpoint": s.URL + "/oauth/token"}
+	})
+	_, err = discoverServer(context.Background(), other.URL, true)
+	assert.Error(t, err, "an issuer of another origin")
+
+	none := newMetadataServer(t, "/nothing", nil)
+	md, err = discoverServer(context.Background(), none.URL, true)
+	require.NoError(t, err)
+	assert.Equal(t, none.URL+"/token", md.TokenEndpoint)
+	assert.Equal(t, none.URL+"/authorize", md.AuthorizationEndpoint)
+	assert.Equal(t, none.URL+"/register", stringMember(md.Raw, "registration_endpoint"))
+	assert.True(t, supportsS256(md))
+}
+
+func TestRegistrationMethod(t *testing.T) {
+	assert.Equal(t, "none", registrationMethod(nil, true))
+	assert.Equal(t, "client_secret_basic", registrationMethod(nil, false))
+	assert.Equal(t, "none", registrationMethod([]string{"client_secret_post", "none"}, true))
+	assert.Equal(t, "client_secret_post", registrationMethod([]string{"client_secret_post", "none"}, false))
+	assert.Equal(t, "private_key_jwt", registrationMethod([]string{"private_key_jwt"}, false))
+}
+
+// A 403 insufficient_scope is followed while it adds scopes, at most
+// maxScopes of them; a 401 always.
+func TestFollowChallengeBounded(t *testing.T) {
+	p := newProtectedResource("https://mcp.example/mcp", &ClientConfig{}, nil).(*protectedResource)
+	forbid := func(scope string) *ResourceChallenge {
+		return &ResourceChallenge{StatusCode: 403, Challenges: []Challenge{{Scheme: "Bearer", Error: "insufficient_scope", Scope: scope}}}
+	}
+	assert.True(t, p.challengeFirst())
+	assert.True(t, p.FollowChallenge(&ResourceChallenge{StatusCode: 401, Challenges: []Challenge{{Scheme: "Bearer", Scope: "a",
+		Params: map[string]string{"resource_metadata": "https://mcp.example/.well-known/oauth-protected-resource/mcp"}}}}))
+	assert.False(t, p.challengeFirst(), "a challenge came")
+	assert.Equal(t, "https://mcp.example/.well-known/oauth-protected-resource/mcp", p.named)
+	assert.True(t, p.FollowChallenge(forbid("a b")))
+	assert.Equal(t, []string{"a", "b"}, p.asked)
+	assert.False(t, p.FollowChallenge(forbid("b a")), "nothing new")
+	assert.False(t, p.FollowChallenge(&ResourceChallenge{StatusCode: 403, Challenges: []Challenge{{Scheme: "Bearer"}}}), "not insufficient_scope")
+	assert.False(t, p.FollowChallenge(&ResourceChallenge{StatusCode: 401, Challenges: []Challenge{{Scheme: "Bearer", Error: "insufficient_user_authentication"}}}))
+	many := make([]string, maxScopes)
+	for i := range many {
+		many[i] = "s" + strings.Repeat("x", i)
+	}
+	assert.False(t, p.FollowChallenge(forbid(strings.Join(many, " "))), "past maxScopes")
+	assert.True(t, p.FollowChallenge(&ResourceChallenge{StatusCode: 401, Challenges: []Challenge{{Scheme: "Bearer", Error: "invalid_token"}}}))
+}
+
+// The first request goes out without a token when its body can be sent
+// again; one whose body cannot gets a token first. A resource that asks
+// for no token gets none.
+func TestChallengeFirstRequest(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string // the Authorization of each API request
+	open := false     // the API needs no token
+	var res *httptest.Server
+	as := newMetadataServer(t, "/.well-known/oauth-authorization-server", func(base string) map[string]any {
+		return map[string]any{"issuer": base, "token_endpoint": base + "/token"}
+	})
+	res = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/oauth-protected-resource/mcp":
+			_ = json.NewEncoder(w).Encode(map[string]any{"resource": res.URL + "/mcp", "authorization_servers": []string{as.URL}})
+			return
+		}
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization"))
+		free := open
+		mu.Unlock()
+		if !free && r.Header.Get("Authorization") != "Bearer cc" {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.WriteHeader(401)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	}))
+	t.Cleanup(res.Close)
+	as.Config.Handler = withToken(as.Config.Handler) // a client-credentials token at as's /token
+	tr, err := New(ProtectedResource(res.URL+"/mcp", &ClientConfig{Registered: map[string]RegisteredClient{"": {ClientID: "c", ClientSecret: "s"}}}))
+	require.NoError(t, err)
+	defer tr.Close()
+
+	unreadable := &http.Request{Method: http.MethodPost, URL: mustURL(t, res.URL+"/mcp"), Header: http.Header{},
+		Body: nopCloser{strings.NewReader("{}")}, ContentLength: 2}
+	resp, err := tr.RoundTrip(unreadable.WithContext(context.Background()))
+	require.NoError(t, err)
+	resp.Body.Close()
+	mu.Lock()
+	assert.Equal(t, []string{"Bearer cc"}, seen, "a body that cannot be sent again: a token first")
+	seen, open = nil, true
+	mu.Unlock()
+
+	tr2, err := New(ProtectedResource(res.URL+"/mcp", &ClientConfig{Registered: map[string]RegisteredClient{"": {ClientID: "c", ClientSecret: "s"}}}))
+	require.NoError(t, err)
+	defer tr2.Close()
+	resp, err = tr2.Client().Get(res.URL + "/mcp")
+	require.NoError(t, err)
+	resp.Body.Close()
+	mu.Lock()
+	assert.Equal(t, []string{""}, seen, "no token asked for, none sent")
+	seen, open = nil, false
+	mu.Unlock()
+	resp, err = tr2.Client().Post(res.URL+"/mcp", "application/json", strings.NewReader("{}"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	mu.Lock()
+	assert.Equal(t, []string{"", "Bearer cc"}, seen, "without a token, then once more with one")
+	seen = nil
+	mu.Unlock()
+
+	// A process that finds a token in the store sends it at once.
+	shared := store.NewMemory()
+	for i := range 2 {
+		tr, err := New(ProtectedResource(res.URL+"/mcp", &ClientConfig{Registered: map[string]RegisteredClient{"": {ClientID: "c", ClientSecret: "s"}}}),
+			WithStore(shared, "mcp"))
+		require.NoError(t, err)
+		resp, err = tr.Client().Post(res.URL+"/mcp", "application/json", strings.NewReader("{}"))
+		require.NoError(t, err)
+		resp.Body.Close()
+		tr.Close()
+		want := map[int][]string{0: {"", "Bearer cc"}, 1: {"", "Bearer cc", "Bearer cc"}}[i]
+		mu.Lock()
+		assert.Equal(t, want, seen, "process %d", i)
+		mu.Unlock()
+	}
+}
+
+type nopCloser struct{ *strings.Reader }
+
+func (nopCloser) Close() error { return nil }
+
+func mustURL(t *testing.T, raw string) *url.URL {
+	u, err := url.Parse(raw)
+	require.NoError(t, err)
+	return u
+}
+
+// withToken answers POST /token with the access token "cc".
+func withToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" && r.Method == http.MethodPost {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"access_token":"cc","token_type":"Bearer","expires_in":3600}`))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
