@@ -6,8 +6,11 @@ package interop
 // in its RFC 9728 metadata and accepts only the JWT access tokens (RFC
 // 9068) the provider signed for it; the Source follows its lead from the
 // 401 to a token: the resource's metadata, the provider's (RFC 8414 first,
-// then OpenID discovery), a client (dynamic registration, RFC 7591, or one
-// registered beforehand), and the grant with resource (RFC 8707).
+// then OpenID discovery), a client (registered beforehand, a Client ID
+// Metadata Document, or dynamic registration, RFC 7591, kept in the
+// store), and the grant with resource (RFC 8707): a person's authorization
+// code with PKCE through the loopback redirect (the headless person of
+// browser_test.go), or client credentials.
 
 import (
 	"context"
@@ -41,12 +44,13 @@ import (
 
 // mcpResource is a protected resource on loopback: its metadata (RFC
 // 9728) at /.well-known/oauth-protected-resource/mcp names the provider,
-// with scopes_supported mcp:read; /mcp answers a GET to a token with
-// mcp:read and a POST to one with mcp:write too. It accepts a token only
-// if it is a JWT access token (typ at+jwt) signed by the provider's keys,
-// issued by it, for this resource (aud), unexpired; otherwise 401 with
-// the challenge that names the metadata, and 403 insufficient_scope for
-// a POST without mcp:write.
+// with scopes_supported mcp:read and mcp:write; /mcp answers a GET to a
+// token with mcp:read and a POST to one with mcp:write too. It accepts a
+// token only if it is a JWT access token (typ at+jwt) signed by the
+// provider's keys, issued by it, for this resource (aud), unexpired;
+// otherwise 401 with the challenge that names the metadata (and, to a
+// request without a token, the scope mcp:read: what a GET needs), and
+// 403 insufficient_scope for a POST without mcp:write.
 type mcpResource struct {
 	srv    *httptest.Server
 	base   string // http://127.0.0.1:PORT
@@ -54,9 +58,10 @@ type mcpResource struct {
 	issuer string
 	keys   jose.JSONWebKeySet // the provider's (its jwks_uri)
 
-	mu       sync.Mutex
-	accepted []acceptedToken // in order
-	refused  []string        // why each token presented was refused
+	mu        sync.Mutex
+	accepted  []acceptedToken // in order
+	refused   []string        // why each token presented was refused
+	anonymous int             // requests without a token
 }
 
 // acceptedToken is a token the resource accepted, and its claims.
@@ -134,7 +139,7 @@ func (r *mcpResource) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case "/.well-known/oauth-protected-resource/mcp":
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"resource": r.url, "authorization_servers": []string{r.issuer},
-			"scopes_supported": []string{"mcp:read"}, "bearer_methods_supported": []string{"header"}})
+			"scopes_supported": []string{"mcp:read", "mcp:write"}, "bearer_methods_supported": []string{"header"}})
 	case "/mcp":
 		r.serveMCP(w, req)
 	default:
@@ -147,7 +152,10 @@ func (r *mcpResource) serveMCP(w http.ResponseWriter, req *http.Request) {
 	challenge := `Bearer resource_metadata="` + r.metadataURL() + `"`
 	raw, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
 	if !ok {
-		w.Header().Set("WWW-Authenticate", challenge)
+		r.mu.Lock()
+		r.anonymous++
+		r.mu.Unlock()
+		w.Header().Set("WWW-Authenticate", challenge+`, scope="mcp:read"`)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
@@ -209,6 +217,13 @@ func (r *mcpResource) accepts() (int, acceptedToken) {
 		return 0, acceptedToken{}
 	}
 	return len(r.accepted), r.accepted[len(r.accepted)-1]
+}
+
+// anonymousCalls returns how many requests came without a token, so far.
+func (r *mcpResource) anonymousCalls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.anonymous
 }
 
 // refusals returns why the tokens presented were refused, so far.
@@ -285,11 +300,11 @@ func TestProtectedOIDC(t *testing.T) {
 	t.Run("ClientMetadataDocument", func(t *testing.T) { testProtectedMetadataDocument(t, s, r, doc) })
 	t.Run("ClientCredentials", func(t *testing.T) {
 		testProtectedMachine(t, s, r, "mcp-cc-client", map[string]oauthtransport.RegisteredClient{
-			s.issuer: {ClientID: "mcp-cc-client", ClientSecret: "mcp-cc-secret-value"}})
+			s.issuer: {ClientID: "mcp-cc-client", ClientSecret: "mcp-cc-secret-value"}}, false)
 	})
 	t.Run("PrivateKeyJWT", func(t *testing.T) {
 		testProtectedMachine(t, s, r, "mcp-pkjwt-client", map[string]oauthtransport.RegisteredClient{
-			"": {ClientID: "mcp-pkjwt-client", Key: clientKey, KeyID: "k1"}})
+			"": {ClientID: "mcp-pkjwt-client", Key: clientKey, KeyID: "k1"}}, true)
 	})
 	t.Run("MachineRegisters", func(t *testing.T) { testProtectedMachineRegistration(t, s, r) })
 }
@@ -304,7 +319,7 @@ func testResourceAcceptsOnlyItsTokens(t *testing.T, s *oidcServer, r *mcpResourc
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-	require.Equal(t, `Bearer resource_metadata="`+r.metadataURL()+`"`, resp.Header.Get("WWW-Authenticate"))
+	require.Equal(t, `Bearer resource_metadata="`+r.metadataURL()+`", scope="mcp:read"`, resp.Header.Get("WWW-Authenticate"))
 
 	resp, err = http.Get(r.metadataURL())
 	require.NoError(t, err)
@@ -346,13 +361,14 @@ func testResourceAcceptsOnlyItsTokens(t *testing.T, s *oidcServer, r *mcpResourc
 // resource accepts too, and asks nobody.
 func testProtectedPerson(t *testing.T, s *oidcServer, r *mcpResource) {
 	ctx := context.Background()
-	before := s.stats(t)
+	before, anon := s.stats(t), r.anonymousCalls()
 	p := newPerson(t)
 	tr := newTransport(t, oauthtransport.ProtectedResource(r.url, &oauthtransport.ClientConfig{ClientName: "interop person", Open: p.open}),
 		oauthtransport.WithStore(store.NewFile(t.TempDir()), "me"))
 	c := tr.Client()
 	require.Equal(t, http.StatusOK, r.call(t, c, http.MethodGet))
 	require.Equal(t, int64(1), p.opens.Load(), "the person was asked once")
+	require.Equal(t, anon+1, r.anonymousCalls(), "the first request went without a token, its 401 led the way")
 
 	after := s.stats(t)
 	require.Empty(t, after.RegistrationErrors, "no registration refused")
@@ -377,7 +393,7 @@ func testProtectedPerson(t *testing.T, s *oidcServer, r *mcpResource) {
 	n, got := r.accepts()
 	require.Equal(t, reg.ClientID, got.claims.ClientID, "the token is the registered client's")
 	require.Equal(t, josejwt.Audience{r.url}, got.claims.Audience, "the token is for the resource")
-	require.Equal(t, []string{"mcp:read"}, got.claims.scopes(), "the scopes of the resource's metadata")
+	require.Equal(t, []string{"mcp:read"}, got.claims.scopes(), "the challenge's scope (not all of scopes_supported)")
 	require.Equal(t, "person-1", got.claims.Subject, "the person's")
 
 	require.Equal(t, http.StatusOK, r.call(t, c, http.MethodGet))
@@ -405,6 +421,7 @@ func testProtectedPerson(t *testing.T, s *oidcServer, r *mcpResource) {
 	require.Equal(t, josejwt.Audience{r.url}, got.claims.Audience)
 	require.Equal(t, int64(1), p.opens.Load(), "the refresh asked nobody")
 	require.Len(t, s.stats(t).Registrations, len(after.Registrations), "no second registration")
+	require.Equal(t, anon+1, r.anonymousCalls(), "one request without a token in all")
 }
 
 // testProtectedSharedStore: a second Transport sharing the first one's
@@ -426,11 +443,13 @@ func testProtectedSharedStore(t *testing.T, s *oidcServer, r *mcpResource) {
 	tokA, err := a.Token(ctx)
 	require.NoError(t, err)
 
+	anon := r.anonymousCalls()
 	b := newTransport(t, oauthtransport.ProtectedResource(r.url, &oauthtransport.ClientConfig{Open: pb.open}),
 		oauthtransport.WithStore(store.NewFile(dir), "me"))
 	require.Equal(t, http.StatusOK, r.call(t, b.Client(), http.MethodGet))
 	_, got := r.accepts()
 	require.True(t, tokA.AccessToken == got.raw, "the second Transport adopted the stored token")
+	require.Equal(t, anon, r.anonymousCalls(), "and sent it with its first request")
 	require.Equal(t, st.TokenCalls, s.stats(t).TokenCalls, "without a token request")
 
 	refreshed, err := b.Refresh(ctx)
@@ -492,18 +511,29 @@ func testProtectedStepUp(t *testing.T, s *oidcServer, r *mcpResource) {
 
 // testProtectedMachine: client credentials for the resource with a client
 // registered beforehand: no registration, one token request naming the
-// resource, and a token the resource accepts, issued to that client.
-func testProtectedMachine(t *testing.T, s *oidcServer, r *mcpResource, clientID string, registered map[string]oauthtransport.RegisteredClient) {
-	before := s.stats(t)
+// resource, and a token the resource accepts, issued to that client. Led
+// by the first request's 401, it asks for the challenge's scope; asked
+// for a token first (tokenFirst), before any request, it finds the
+// resource's metadata at its well-known URL and asks for its
+// scopes_supported.
+func testProtectedMachine(t *testing.T, s *oidcServer, r *mcpResource, clientID string, registered map[string]oauthtransport.RegisteredClient, tokenFirst bool) {
+	before, anon := s.stats(t), r.anonymousCalls()
 	tr := newTransport(t, oauthtransport.ProtectedResource(r.url, &oauthtransport.ClientConfig{Registered: registered}))
+	scopes, anonymous := []string{"mcp:read"}, 1
+	if tokenFirst {
+		_, err := tr.Token(context.Background())
+		require.NoError(t, err)
+		scopes, anonymous = []string{"mcp:read", "mcp:write"}, 0
+	}
 	c := tr.Client()
 	require.Equal(t, http.StatusOK, r.call(t, c, http.MethodGet))
 	require.Equal(t, http.StatusOK, r.call(t, c, http.MethodGet))
+	require.Equal(t, anon+anonymous, r.anonymousCalls(), "requests without a token")
 	_, got := r.accepts()
 	require.Equal(t, clientID, got.claims.ClientID)
 	require.Equal(t, clientID, got.claims.Subject)
 	require.Equal(t, josejwt.Audience{r.url}, got.claims.Audience, "the token is for the resource")
-	require.Equal(t, []string{"mcp:read"}, got.claims.scopes())
+	require.Equal(t, scopes, got.claims.scopes())
 	after := s.stats(t)
 	cc, ccBefore := after.Grants["client_credentials"], before.Grants["client_credentials"]
 	require.Equal(t, ccBefore.Success+1, cc.Success, "one token request for both calls")
