@@ -55,6 +55,7 @@ type mcpResource struct {
 	srv    *httptest.Server
 	base   string // http://127.0.0.1:PORT
 	url    string // the resource: base + "/mcp"
+	tools  string // another resource alike, at the same origin: base + "/tools"
 	issuer string
 	keys   jose.JSONWebKeySet // the provider's (its jwks_uri)
 
@@ -62,12 +63,45 @@ type mcpResource struct {
 	accepted  []acceptedToken // in order
 	refused   []string        // why each token presented was refused
 	anonymous int             // requests without a token
+	held      *barrier        // holds the answers to requests without a token, when set
 }
 
-// acceptedToken is a token the resource accepted, and its claims.
+// barrier holds its callers until n have come, for at most 10 s.
+type barrier struct {
+	left atomic.Int64
+	all  chan struct{}
+}
+
+func newBarrier(n int) *barrier {
+	b := &barrier{all: make(chan struct{})}
+	b.left.Store(int64(n))
+	return b
+}
+
+func (b *barrier) wait() {
+	if b.left.Add(-1) == 0 {
+		close(b.all)
+	}
+	select {
+	case <-b.all:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// holdAnonymous makes the next n requests without a token wait for each
+// other before their 401: the clients that sent them follow their
+// challenges at once.
+func (r *mcpResource) holdAnonymous(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.held = newBarrier(n)
+}
+
+// acceptedToken is a token a resource accepted, and its claims.
 type acceptedToken struct {
-	raw    string
-	claims accessClaims
+	resource string
+	raw      string
+	claims   accessClaims
 }
 
 // accessClaims are the claims of a JWT access token (RFC 9068) the
@@ -109,7 +143,7 @@ func startProtectedOIDC(t *testing.T) (*oidcServer, *mcpResource, *clientDocumen
 	r.srv = httptest.NewUnstartedServer(r)
 	t.Cleanup(r.srv.Close)
 	r.base = "http://" + r.srv.Listener.Addr().String()
-	r.url = r.base + "/mcp"
+	r.url, r.tools = r.base+"/mcp", r.base+"/tools"
 
 	doc := &clientDocument{}
 	docs := httptest.NewTLSServer(doc)
@@ -130,36 +164,43 @@ func startProtectedOIDC(t *testing.T) (*oidcServer, *mcpResource, *clientDocumen
 	return s, r, doc
 }
 
-func (r *mcpResource) metadataURL() string {
-	return r.base + "/.well-known/oauth-protected-resource/mcp"
-}
+const wellKnownResource = "/.well-known/oauth-protected-resource"
+
+func (r *mcpResource) metadataURL() string { return r.base + wellKnownResource + "/mcp" }
 
 func (r *mcpResource) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	switch req.URL.Path {
-	case "/.well-known/oauth-protected-resource/mcp":
+	switch p := req.URL.Path; p {
+	case wellKnownResource + "/mcp", wellKnownResource + "/tools":
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"resource": r.url, "authorization_servers": []string{r.issuer},
-			"scopes_supported": []string{"mcp:read", "mcp:write"}, "bearer_methods_supported": []string{"header"}})
-	case "/mcp":
-		r.serveMCP(w, req)
+		_ = json.NewEncoder(w).Encode(map[string]any{"resource": r.base + strings.TrimPrefix(p, wellKnownResource),
+			"authorization_servers": []string{r.issuer},
+			"scopes_supported":      []string{"mcp:read", "mcp:write"}, "bearer_methods_supported": []string{"header"}})
+	case "/mcp", "/tools":
+		r.serveResource(w, req)
 	default:
 		http.NotFound(w, req)
 	}
 }
 
-func (r *mcpResource) serveMCP(w http.ResponseWriter, req *http.Request) {
+// serveResource serves /mcp and /tools, each a resource of its own.
+func (r *mcpResource) serveResource(w http.ResponseWriter, req *http.Request) {
 	_, _ = io.Copy(io.Discard, req.Body)
-	challenge := `Bearer resource_metadata="` + r.metadataURL() + `"`
+	resource, metadata := r.base+req.URL.Path, r.base+wellKnownResource+req.URL.Path
+	challenge := `Bearer resource_metadata="` + metadata + `"`
 	raw, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		r.mu.Lock()
 		r.anonymous++
+		held := r.held
 		r.mu.Unlock()
+		if held != nil {
+			held.wait()
+		}
 		w.Header().Set("WWW-Authenticate", challenge+`, scope="mcp:read"`)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	claims, err := r.verify(raw)
+	claims, err := r.verify(raw, resource)
 	if err != nil {
 		r.mu.Lock()
 		r.refused = append(r.refused, err.Error())
@@ -175,22 +216,22 @@ func (r *mcpResource) serveMCP(w http.ResponseWriter, req *http.Request) {
 	for _, sc := range need {
 		if !slices.Contains(claims.scopes(), sc) {
 			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+strings.Join(need, " ")+
-				`", resource_metadata="`+r.metadataURL()+`"`)
+				`", resource_metadata="`+metadata+`"`)
 			w.WriteHeader(http.StatusForbidden)
 			return
 		}
 	}
 	r.mu.Lock()
-	r.accepted = append(r.accepted, acceptedToken{raw: raw, claims: *claims})
+	r.accepted = append(r.accepted, acceptedToken{resource: resource, raw: raw, claims: *claims})
 	r.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
 }
 
 // verify checks a JWT access token as RFC 9068 asks of a resource server:
-// typ at+jwt, a signature by the provider's keys, its issuer, this
-// resource in aud, not expired.
-func (r *mcpResource) verify(raw string) (*accessClaims, error) {
+// typ at+jwt, a signature by the provider's keys, its issuer, resource in
+// aud, not expired.
+func (r *mcpResource) verify(raw, resource string) (*accessClaims, error) {
 	tok, err := josejwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256})
 	if err != nil {
 		return nil, errors.New("not a signed JWT")
@@ -202,7 +243,7 @@ func (r *mcpResource) verify(raw string) (*accessClaims, error) {
 	if err := tok.Claims(r.keys, &c); err != nil {
 		return nil, fmt.Errorf("signature: %w", err)
 	}
-	if err := c.ValidateWithLeeway(josejwt.Expected{Issuer: r.issuer, AnyAudience: josejwt.Audience{r.url}, Time: time.Now()}, 0); err != nil {
+	if err := c.ValidateWithLeeway(josejwt.Expected{Issuer: r.issuer, AnyAudience: josejwt.Audience{resource}, Time: time.Now()}, 0); err != nil {
 		return nil, fmt.Errorf("claims (aud %v): %w", c.Audience, err)
 	}
 	return &c, nil
@@ -233,14 +274,20 @@ func (r *mcpResource) refusals() []string {
 	return slices.Clone(r.refused)
 }
 
-// call sends a request to the resource and returns its status.
+// call sends a request to the resource (/mcp) and returns its status.
 func (r *mcpResource) call(t *testing.T, c *http.Client, method string) int {
+	t.Helper()
+	return r.callAt(context.Background(), t, c, method, r.url)
+}
+
+// callAt sends a request to a resource, with ctx, and returns its status.
+func (r *mcpResource) callAt(ctx context.Context, t *testing.T, c *http.Client, method, resource string) int {
 	t.Helper()
 	var body io.Reader
 	if method != http.MethodGet {
 		body = strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call"}`)
 	}
-	req, err := http.NewRequest(method, r.url, body)
+	req, err := http.NewRequestWithContext(ctx, method, resource, body)
 	require.NoError(t, err)
 	resp, err := c.Do(req)
 	require.NoError(t, err)
@@ -298,6 +345,20 @@ func TestProtectedOIDC(t *testing.T) {
 	t.Run("StepUp", func(t *testing.T) { testProtectedStepUp(t, s, r) })
 	t.Run("ClientForgotten", func(t *testing.T) { testProtectedClientForgotten(t, s, r) })
 	t.Run("ClientMetadataDocument", func(t *testing.T) { testProtectedMetadataDocument(t, s, r, doc) })
+	t.Run("TwoResourcesOneIssuer", func(t *testing.T) { testProtectedTwoResources(t, s, r, false) })
+	t.Run("TwoLoginsAtOnce", func(t *testing.T) {
+		t.Skip("SDK bug: a registration kept for a person's grant has one loopback redirect port, and every login at that " +
+			"issuer listens on it; two resources (keys) logging in at once: the second fails, \"cannot listen for the redirect " +
+			"... address already in use\". Remove this skip with the fix")
+		testProtectedTwoLogins(t, s, r)
+	})
+	t.Run("TwoResourcesAtOnce", func(t *testing.T) {
+		t.Skip("SDK bug: two resources at one issuer first used at once each register a client (identify and register, " +
+			"protected_source.go, are not serialized per issuer); the store keeps the last, and after a restart the other " +
+			"resource's person must log in again; when they do share one registration, the TwoLoginsAtOnce bug follows. " +
+			"Remove this skip with both fixes")
+		testProtectedTwoResources(t, s, r, true)
+	})
 	t.Run("ClientCredentials", func(t *testing.T) {
 		testProtectedMachine(t, s, r, "mcp-cc-client", map[string]oauthtransport.RegisteredClient{
 			s.issuer: {ClientID: "mcp-cc-client", ClientSecret: "mcp-cc-secret-value"}}, false)
@@ -664,4 +725,132 @@ func testProtectedMetadataDocument(t *testing.T, s *oidcServer, r *mcpResource, 
 	require.True(t, refreshed.AccessToken == got.raw, "the refreshed token was accepted")
 	require.Equal(t, doc.url, got.claims.ClientID)
 	require.Equal(t, int64(1), p.opens.Load(), "the refresh asked nobody")
+}
+
+// testProtectedTwoResources: a keyed Transport (NewKeyed, a
+// ProtectedResource per key, the key the resource's URL) for two
+// resources at one issuer, /mcp and /tools, first used one after the
+// other or at once (their first requests' 401s held until both came):
+// one registration for both (kept by issuer), a login per resource, each
+// token for its resource as the one client. After a restart (a new
+// Transport on the store), each resource's token refreshes as that client
+// and nobody is asked.
+func testProtectedTwoResources(t *testing.T, s *oidcServer, r *mcpResource, atOnce bool) {
+	dir, resources := t.TempDir(), []string{r.url, r.tools}
+	keyed := func(p *person) *oauthtransport.Transport {
+		tr, err := oauthtransport.NewKeyed(func(resource string) (oauthtransport.Source, error) {
+			return oauthtransport.ProtectedResource(resource, &oauthtransport.ClientConfig{Open: p.open}), nil
+		}, oauthtransport.WithStore(store.NewFile(dir), "app"))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = tr.Close() })
+		return tr
+	}
+	before := s.stats(t)
+	p := newPerson(t)
+	tr := keyed(p)
+	statuses := make([]int, len(resources))
+	if atOnce {
+		r.holdAnonymous(len(resources))
+		var wg sync.WaitGroup
+		for i, res := range resources {
+			wg.Go(func() { statuses[i] = send(tr.Client(), oauthtransport.WithKey(context.Background(), res), res) })
+		}
+		wg.Wait()
+	} else {
+		for i, res := range resources {
+			statuses[i] = send(tr.Client(), oauthtransport.WithKey(context.Background(), res), res)
+		}
+	}
+	require.Equal(t, []int{http.StatusOK, http.StatusOK}, statuses)
+	require.Equal(t, int64(2), p.opens.Load(), "a login per resource")
+	after := s.stats(t)
+	require.Len(t, after.Registrations, len(before.Registrations)+1, "one registration for both resources")
+	clientID := after.Registrations[len(after.Registrations)-1].ClientID
+	for _, res := range resources {
+		got := r.lastAt(res)
+		require.Equal(t, josejwt.Audience{res}, got.claims.Audience, "a token for each resource")
+		require.Equal(t, clientID, got.claims.ClientID)
+	}
+
+	q := newPerson(t)
+	again := keyed(q)
+	for _, res := range resources {
+		ctx := oauthtransport.WithKey(context.Background(), res)
+		require.Equal(t, http.StatusOK, send(again.Client(), ctx, res))
+		_, err := again.Refresh(ctx)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, send(again.Client(), ctx, res))
+		got := r.lastAt(res)
+		require.Equal(t, clientID, got.claims.ClientID, "refreshed as the one client after the restart")
+	}
+	require.Equal(t, int64(0), q.opens.Load(), "nobody was asked after the restart")
+	require.Len(t, s.stats(t).Registrations, len(after.Registrations))
+}
+
+// send GETs resource with ctx and returns the status, 0 on an error.
+func send(c *http.Client, ctx context.Context, resource string) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, resource, nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// lastAt is the last token resource accepted.
+func (r *mcpResource) lastAt(resource string) acceptedToken {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.accepted) - 1; i >= 0; i-- {
+		if r.accepted[i].resource == resource {
+			return r.accepted[i]
+		}
+	}
+	return acceptedToken{}
+}
+
+// testProtectedTwoLogins: with a registration kept (by a first Transport,
+// whose grant was then revoked), a keyed Transport's two resources at that
+// issuer log in at once (their first requests' 401s held until both
+// came): both logins succeed, with the kept client, and nothing is
+// registered.
+func testProtectedTwoLogins(t *testing.T, s *oidcServer, r *mcpResource) {
+	dir := t.TempDir()
+	keyed := func(p *person) *oauthtransport.Transport {
+		tr, err := oauthtransport.NewKeyed(func(resource string) (oauthtransport.Source, error) {
+			return oauthtransport.ProtectedResource(resource, &oauthtransport.ClientConfig{Open: p.open}), nil
+		}, oauthtransport.WithStore(store.NewFile(dir), "app"))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = tr.Close() })
+		return tr
+	}
+	first := keyed(newPerson(t))
+	ctx := oauthtransport.WithKey(context.Background(), r.url)
+	require.Equal(t, http.StatusOK, send(first.Client(), ctx, r.url))
+	require.NoError(t, first.Revoke(ctx))
+	require.NoError(t, first.Close())
+	before := s.stats(t)
+	clientID := before.Registrations[len(before.Registrations)-1].ClientID
+
+	p := newPerson(t)
+	tr := keyed(p)
+	resources := []string{r.url, r.tools}
+	statuses := make([]int, len(resources))
+	r.holdAnonymous(len(resources))
+	var wg sync.WaitGroup
+	for i, res := range resources {
+		wg.Go(func() { statuses[i] = send(tr.Client(), oauthtransport.WithKey(context.Background(), res), res) })
+	}
+	wg.Wait()
+	require.Equal(t, []int{http.StatusOK, http.StatusOK}, statuses)
+	require.Equal(t, int64(2), p.opens.Load(), "a login per resource")
+	for _, res := range resources {
+		require.Equal(t, clientID, r.lastAt(res).claims.ClientID, "the kept client")
+	}
+	require.Len(t, s.stats(t).Registrations, len(before.Registrations), "no registration")
 }
