@@ -347,16 +347,9 @@ func TestProtectedOIDC(t *testing.T) {
 	t.Run("ClientMetadataDocument", func(t *testing.T) { testProtectedMetadataDocument(t, s, r, doc) })
 	t.Run("TwoResourcesOneIssuer", func(t *testing.T) { testProtectedTwoResources(t, s, r, false) })
 	t.Run("TwoLoginsAtOnce", func(t *testing.T) {
-		t.Skip("SDK bug: a registration kept for a person's grant has one loopback redirect port, and every login at that " +
-			"issuer listens on it; two resources (keys) logging in at once: the second fails, \"cannot listen for the redirect " +
-			"... address already in use\". Remove this skip with the fix")
 		testProtectedTwoLogins(t, s, r)
 	})
 	t.Run("TwoResourcesAtOnce", func(t *testing.T) {
-		t.Skip("SDK bug: two resources at one issuer first used at once each register a client (identify and register, " +
-			"protected_source.go, are not serialized per issuer); the store keeps the last, and after a restart the other " +
-			"resource's person must log in again; when they do share one registration, the TwoLoginsAtOnce bug follows. " +
-			"Remove this skip with both fixes")
 		testProtectedTwoResources(t, s, r, true)
 	})
 	t.Run("ClientCredentials", func(t *testing.T) {
@@ -610,9 +603,6 @@ func testProtectedMachine(t *testing.T, s *oidcServer, r *mcpResource, clientID 
 // next token request is refused (invalid_client), and the Source
 // registers again, once, and gets a token as the new client.
 func testProtectedMachineRegistration(t *testing.T, s *oidcServer, r *mcpResource) {
-	t.Skip("SDK bug: register (registration.go) sends no response_types for a client-credentials client; RFC 7591 §2 " +
-		"defaults them to [\"code\"], so oidc-provider requires redirect_uris and answers 400 invalid_redirect_uri. " +
-		"Remove this skip with the fix (send \"response_types\": [])")
 	before := s.stats(t)
 	tr := newTransport(t, oauthtransport.ProtectedResource(r.url, &oauthtransport.ClientConfig{ClientName: "interop machine"}),
 		oauthtransport.WithStore(store.NewFile(t.TempDir()), "svc"))
