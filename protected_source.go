@@ -69,6 +69,17 @@ func newProtectedResource(resourceURL string, client *ClientConfig, opts []Sourc
 // person reports whether the grant is a person's (the authorization code).
 func (p *protectedResource) person() bool { return p.client.Enterprise == nil && p.client.Open != nil }
 
+// grantType is the grant the client runs, as a registration names it.
+func (p *protectedResource) grantType() string {
+	switch {
+	case p.client.Enterprise != nil:
+		return "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	case p.person():
+		return "authorization_code"
+	}
+	return "client_credentials"
+}
+
 // maxScopes bounds the scopes a resource's challenges may make a client
 // ask for: step-ups stop there.
 const maxScopes = 64
@@ -238,6 +249,7 @@ func (p *protectedResource) identify(ctx context.Context, md *ServerMetadata, fr
 	if !kept {
 		reg = registry{s: store.NewMemory()} // this Source's alone
 	}
+	reg.grant = p.grantType()
 	unlock, err := reg.lock(ctx, md.Issuer)
 	if err != nil {
 		return identity{}, err
@@ -286,7 +298,7 @@ func (p *protectedResource) register(ctx context.Context, md *ServerMetadata, re
 	if name == "" {
 		name = "oauthtransport"
 	}
-	id, err := register(ctx, md, name, redirect, p.person())
+	id, err := register(ctx, md, name, redirect, reg.grant)
 	if err != nil {
 		return identity{}, err
 	}

@@ -78,11 +78,13 @@ func registered(c RegisteredClient, redirect string) identity {
 }
 
 // registry is where dynamic registrations are kept: the Transport's
-// store, under its WithStore key and "#client:" with a hash of the
-// issuer. A Source used outside a Transport has none.
+// store, under its WithStore key and "#client:" with a hash of the issuer
+// and the grant (a person's client and a machine's are registered apart).
+// A Source used outside a Transport has none.
 type registry struct {
 	s      store.Store
 	prefix string
+	grant  string // what the client is registered for: "authorization_code", "client_credentials"
 }
 
 type registryKey struct{}
@@ -97,7 +99,7 @@ func registryOf(ctx context.Context) (registry, bool) {
 }
 
 func (r registry) key(issuer string) string {
-	sum := sha256.Sum256([]byte(issuer))
+	sum := sha256.Sum256([]byte(issuer + "\x00" + r.grant))
 	return r.prefix + "#client:" + hex.EncodeToString(sum[:16])
 }
 
@@ -130,7 +132,8 @@ func (r registry) save(ctx context.Context, issuer string, id identity) error {
 // register registers a client at the server's registration endpoint
 // (RFC 7591) for grant, with the token endpoint authentication the
 // server supports.
-func register(ctx context.Context, md *ServerMetadata, name, redirect string, person bool) (identity, error) {
+func register(ctx context.Context, md *ServerMetadata, name, redirect, grant string) (identity, error) {
+	person := grant == "authorization_code"
 	endpoint := stringMember(md.Raw, "registration_endpoint")
 	if endpoint == "" {
 		return identity{}, refused(docRegistration, md.Issuer, "the server offers no registration endpoint, and no client is registered for it")
@@ -143,7 +146,7 @@ func register(ctx context.Context, md *ServerMetadata, name, redirect string, pe
 	} else {
 		// No response_types would mean ["code"] (RFC 7591 §2), for which a
 		// server requires redirect URIs.
-		body["grant_types"], body["response_types"] = []string{"client_credentials"}, []string{}
+		body["grant_types"], body["response_types"] = []string{grant}, []string{}
 	}
 	data, err := post(ctx, endpoint, body)
 	if err != nil {
@@ -249,7 +252,7 @@ func (s *stripes) hold(ctx context.Context, name string) (func(), error) {
 // lock serializes registering at issuer: within the process, and across
 // the processes sharing the store when it is a store.Locker.
 func (r registry) lock(ctx context.Context, issuer string) (func(), error) {
-	release, err := registering.hold(ctx, r.prefix+"\x00"+issuer)
+	release, err := registering.hold(ctx, r.key(issuer))
 	if err != nil {
 		return nil, fmt.Errorf("oauthtransport: waiting to register a client: %w", err)
 	}
