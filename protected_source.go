@@ -7,6 +7,7 @@ package oauthtransport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -67,6 +68,17 @@ func newProtectedResource(resourceURL string, client *ClientConfig, opts []Sourc
 
 // person reports whether the grant is a person's (the authorization code).
 func (p *protectedResource) person() bool { return p.client.Enterprise == nil && p.client.Open != nil }
+
+// grantType is the grant the client runs, as a registration names it.
+func (p *protectedResource) grantType() string {
+	switch {
+	case p.client.Enterprise != nil:
+		return "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	case p.person():
+		return "authorization_code"
+	}
+	return "client_credentials"
+}
 
 // maxScopes bounds the scopes a resource's challenges may make a client
 // ask for: step-ups stop there.
@@ -234,18 +246,43 @@ func (p *protectedResource) identify(ctx context.Context, md *ServerMetadata, fr
 		return identity{}, refused(docRegistration, md.Issuer, "no client is registered for this issuer, and ClientConfig.NoRegistration forbids registering one")
 	}
 	reg, kept := registryOf(ctx)
-	if !fresh {
-		p.mu.Lock()
-		id, ok := p.ids[md.Issuer]
-		p.mu.Unlock()
-		if !ok && kept {
-			id, ok = reg.load(ctx, md.Issuer)
-		}
-		if ok && !id.expired() {
-			return id, nil
-		}
+	if !kept {
+		reg = registry{s: store.NewMemory()} // this Source's alone
+	}
+	reg.grant = p.grantType()
+	unlock, err := reg.lock(ctx, md.Issuer)
+	if err != nil {
+		return identity{}, err
+	}
+	defer unlock()
+	if id, ok := p.kept(ctx, reg, md.Issuer, fresh); ok {
+		return id, nil
 	}
 	return p.register(ctx, md, reg, kept)
+}
+
+// kept is the registration kept for issuer, looked for (with the lock
+// held) in memory, then in the store, where a peer may have put a newer
+// one. fresh: the one in use was refused; only another one will do.
+func (p *protectedResource) kept(ctx context.Context, reg registry, issuer string, fresh bool) (identity, bool) {
+	p.mu.Lock()
+	mine, ok := p.ids[issuer]
+	p.mu.Unlock()
+	if !ok || fresh {
+		stored, found := reg.load(ctx, issuer)
+		if found && (!fresh || stored.ClientID != mine.ClientID) {
+			mine, ok = stored, true
+		} else if fresh {
+			return identity{}, false
+		}
+	}
+	if !ok || mine.expired() {
+		return identity{}, false
+	}
+	p.mu.Lock()
+	p.ids[issuer] = mine
+	p.mu.Unlock()
+	return mine, true
 }
 
 // register registers the client dynamically and keeps the registration.
@@ -261,7 +298,7 @@ func (p *protectedResource) register(ctx context.Context, md *ServerMetadata, re
 	if name == "" {
 		name = "oauthtransport"
 	}
-	id, err := register(ctx, md, name, redirect, p.person())
+	id, err := register(ctx, md, name, redirect, reg.grant)
 	if err != nil {
 		return identity{}, err
 	}
@@ -275,11 +312,12 @@ func (p *protectedResource) register(ctx context.Context, md *ServerMetadata, re
 }
 
 // registerAgain replaces a dynamic registration the server no longer
-// accepts (invalid_client), once, and returns the chain with it.
+// accepts (invalid_client), once (or adopts the one a peer made
+// meanwhile), and returns the chain with it.
 func (p *protectedResource) registerAgain(ctx context.Context, s *session) (*session, error) {
-	if reg, kept := registryOf(ctx); kept {
-		reg.forget(ctx, s.md.Issuer)
-	}
+	p.mu.Lock()
+	p.ids[s.md.Issuer] = s.id // the refused one: never adopted again
+	p.mu.Unlock()
 	id, err := p.identify(ctx, s.md, true)
 	if err != nil {
 		return nil, notPresented(err)
@@ -375,6 +413,13 @@ func (r personResource) login(ctx context.Context) (*oauth2.Token, error) {
 	s, err := r.session(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if s.id.Redirect != "" { // a fixed port (a kept registration's): one login on it at a time
+		release, err := loggingIn.hold(ctx, s.id.Redirect)
+		if err != nil {
+			return nil, &TokenError{Err: fmt.Errorf("waiting for another login on %s: %w", s.id.Redirect, err)}
+		}
+		defer release()
 	}
 	tok, err := s.grant.(interactive).login(ctx)
 	if err != nil && clientRejected(err) && s.id.Dynamic {

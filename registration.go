@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/http"
 	"net/url"
@@ -77,11 +78,13 @@ func registered(c RegisteredClient, redirect string) identity {
 }
 
 // registry is where dynamic registrations are kept: the Transport's
-// store, under its WithStore key and "#client:" with a hash of the
-// issuer. A Source used outside a Transport has none.
+// store, under its WithStore key and "#client:" with a hash of the issuer
+// and the grant (a person's client and a machine's are registered apart).
+// A Source used outside a Transport has none.
 type registry struct {
 	s      store.Store
 	prefix string
+	grant  string // what the client is registered for: "authorization_code", "client_credentials"
 }
 
 type registryKey struct{}
@@ -96,7 +99,7 @@ func registryOf(ctx context.Context) (registry, bool) {
 }
 
 func (r registry) key(issuer string) string {
-	sum := sha256.Sum256([]byte(issuer))
+	sum := sha256.Sum256([]byte(issuer + "\x00" + r.grant))
 	return r.prefix + "#client:" + hex.EncodeToString(sum[:16])
 }
 
@@ -126,14 +129,11 @@ func (r registry) save(ctx context.Context, issuer string, id identity) error {
 	return r.s.Save(ctx, r.key(issuer), &oauth2.Token{AccessToken: string(data), TokenType: registrationType})
 }
 
-func (r registry) forget(ctx context.Context, issuer string) {
-	_ = r.s.Delete(ctx, r.key(issuer))
-}
-
 // register registers a client at the server's registration endpoint
 // (RFC 7591) for grant, with the token endpoint authentication the
 // server supports.
-func register(ctx context.Context, md *ServerMetadata, name, redirect string, person bool) (identity, error) {
+func register(ctx context.Context, md *ServerMetadata, name, redirect, grant string) (identity, error) {
+	person := grant == "authorization_code"
 	endpoint := stringMember(md.Raw, "registration_endpoint")
 	if endpoint == "" {
 		return identity{}, refused(docRegistration, md.Issuer, "the server offers no registration endpoint, and no client is registered for it")
@@ -144,7 +144,9 @@ func register(ctx context.Context, md *ServerMetadata, name, redirect string, pe
 		body["redirect_uris"], body["grant_types"], body["response_types"] = []string{redirect}, []string{"authorization_code", "refresh_token"}, []string{"code"}
 		body["application_type"] = "native"
 	} else {
-		body["grant_types"] = []string{"client_credentials"}
+		// No response_types would mean ["code"] (RFC 7591 §2), for which a
+		// server requires redirect URIs.
+		body["grant_types"], body["response_types"] = []string{grant}, []string{}
 	}
 	data, err := post(ctx, endpoint, body)
 	if err != nil {
@@ -214,6 +216,56 @@ func post(ctx context.Context, endpoint string, body map[string]any) ([]byte, er
 		return nil, refused(docRegistration, endpoint, fmt.Sprintf("the server answered %d %s", resp.StatusCode, wire.OneLine(code, 100)))
 	}
 	return readDocument(resp.Body, docRegistration, req.URL)
+}
+
+// One at a time within the process: registering a client at one issuer,
+// and logging in on one redirect URI (a kept registration fixes its
+// port). Waits end with the context. Names share a stripe by hash.
+var (
+	registering = newStripes()
+	loggingIn   = newStripes()
+)
+
+type stripes [32]chan struct{}
+
+func newStripes() *stripes {
+	var s stripes
+	for i := range s {
+		s[i] = make(chan struct{}, 1)
+	}
+	return &s
+}
+
+// hold waits for name's stripe and returns its release.
+func (s *stripes) hold(ctx context.Context, name string) (func(), error) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	c := s[h.Sum32()%uint32(len(s))]
+	select {
+	case c <- struct{}{}:
+		return func() { <-c }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// lock serializes registering at issuer: within the process, and across
+// the processes sharing the store when it is a store.Locker.
+func (r registry) lock(ctx context.Context, issuer string) (func(), error) {
+	release, err := registering.hold(ctx, r.key(issuer))
+	if err != nil {
+		return nil, fmt.Errorf("oauthtransport: waiting to register a client: %w", err)
+	}
+	l, ok := r.s.(store.Locker)
+	if !ok {
+		return release, nil
+	}
+	unlock, err := l.Lock(ctx, r.key(issuer), 3*metadataTimeout)
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("oauthtransport: the store's lock for a client registration: %w", err)
+	}
+	return func() { unlock(); release() }, nil
 }
 
 // loopbackRedirect is the redirect URI of a person's login when the

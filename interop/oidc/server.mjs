@@ -16,13 +16,31 @@
 //
 //   OIDC_CLIENT_JWKS='{"keys":[...]}' node server.mjs <token lifetime in seconds>
 //
-// It prints "listening <port>" once ready. Two test-only routes:
+// With OIDC_MCP_RESOURCE (the URL of a protected resource, such as an
+// MCP server, that names this issuer in its RFC 9728 metadata), the
+// variant the ProtectedResource tests run: open dynamic client
+// registration (RFC 7591, at /reg); PKCE S256 required of every client;
+// the resources at that resource's origin known to resource indicators
+// (RFC 8707), with the scopes mcp:read and mcp:write and JWT access tokens
+// (RFC 9068, aud the resource asked for) signed with the provider's keys
+// (/jwks); two clients registered beforehand, for client credentials:
+// mcp-cc-client (client_secret_basic) and mcp-pkjwt-client
+// (private_key_jwt, with the OIDC_CLIENT_JWKS keys); and Client ID
+// Metadata Documents (draft-02), fetched from loopback too (https: set
+// NODE_EXTRA_CA_CERTS to trust their server).
+//
+// It prints "listening <port>" once ready. Three test-only routes:
 // POST /test/refresh-token mints a refresh token for rt-client (or the
 // client_id in the query: dpop-rt-client, whose tokens are DPoP-bound,
 // with jkt the thumbprint of the key its refresh token is bound to), as
 // an authorization-code grant would have; GET /test/stats counts token
-// requests, and per grant type the successes, the failures and, for the
-// code grant, the exchanges whose PKCE verifier matched an S256 challenge.
+// requests, and per grant type the successes, the failures, for the code
+// grant the exchanges whose PKCE verifier matched an S256 challenge, and
+// the successes by the resource (RFC 8707) they named ("" for none); and
+// lists the clients registered dynamically (registrations) and the
+// registration requests refused (registration_errors); POST
+// /test/forget-client?client_id=... forgets a client registered
+// dynamically, as a server restarted without them would.
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -31,8 +49,13 @@ import Provider from 'oidc-provider';
 
 const ttl = Number(process.argv[2] || 3);
 const clientJWKS = JSON.parse(process.env.OIDC_CLIENT_JWKS || '{"keys":[]}');
+const mcpResource = process.env.OIDC_MCP_RESOURCE || '';
+const originOf = (u) => { try { return new URL(u).origin; } catch { return undefined; } };
+const mcpOrigin = mcpResource ? originOf(mcpResource) : '';
 let tokenCalls = 0;
-const grants = {}; // grant_type -> { success, error, pkce_s256 }
+const grants = {}; // grant_type -> { success, error, pkce_s256, resources: { resource -> successes } }
+const registrations = []; // the clients registered dynamically, as registered
+const registrationErrors = []; // the error codes and descriptions of refused registrations
 
 const tls = process.env.OIDC_TLS_CERT ? {
   cert: fs.readFileSync(process.env.OIDC_TLS_CERT),
@@ -83,6 +106,16 @@ const provider = new Provider(issuer, {
       grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
       redirect_uris: ['http://127.0.0.1/callback'], response_types: ['code'],
     },
+    ...(mcpResource ? [
+      {
+        client_id: 'mcp-cc-client', client_secret: 'mcp-cc-secret-value',
+        grant_types: ['client_credentials'], redirect_uris: [], response_types: [],
+      },
+      {
+        client_id: 'mcp-pkjwt-client', token_endpoint_auth_method: 'private_key_jwt', jwks: clientJWKS,
+        grant_types: ['client_credentials'], redirect_uris: [], response_types: [],
+      },
+    ] : []),
   ],
   scopes: ['openid', 'offline_access', 'api'],
   clientAuthMethods: ['client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'none', 'tls_client_auth'],
@@ -106,9 +139,25 @@ const provider = new Provider(issuer, {
       enabled: true,
       defaultResource: (ctx, client, oneOf) => oneOf,
       useGrantedResource: () => true,
-      getResourceServerInfo: (ctx, resource) => ({ scope: 'api', audience: resource, accessTokenFormat: 'opaque' }),
+      getResourceServerInfo: (ctx, resource) => (mcpOrigin && originOf(resource) === mcpOrigin
+        ? { scope: 'mcp:read mcp:write', audience: resource, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }
+        : { scope: 'api', audience: resource, accessTokenFormat: 'opaque' }),
     },
+    // Open dynamic registration (no initial access token) and Client ID
+    // Metadata Documents (draft-02), in the ProtectedResource variant only.
+    registration: { enabled: Boolean(mcpResource) },
+    clientIdMetadataDocument: mcpResource ? { enabled: true, ack: 'draft-02' } : { enabled: false },
   },
+  // The ProtectedResource variant requires PKCE of every client, public or
+  // not (otherwise oidc-provider's default: public clients); and it fetches
+  // Client ID Metadata Documents from loopback, where the tests serve them
+  // (their server's certificate trusted with NODE_EXTRA_CA_CERTS) and
+  // where oidc-provider's guard against server-side request forgery, the
+  // dispatcher it passes, would refuse to connect.
+  ...(mcpResource ? {
+    pkce: { required: () => true },
+    fetch: (url, { dispatcher, ...options }) => globalThis.fetch(url, options),
+  } : {}),
   ttl: { AccessToken: ttl, ClientCredentials: ttl, RefreshToken: 3600, Grant: 3600 },
   rotateRefreshToken: true,
   // A person's grants get a refresh token whether or not offline_access was
@@ -122,18 +171,33 @@ provider.proxy = false;
 
 function grantStats(ctx) {
   const type = String(ctx.oidc.params?.grant_type ?? 'unknown');
-  grants[type] ??= { success: 0, error: 0, pkce_s256: 0 };
+  grants[type] ??= { success: 0, error: 0, pkce_s256: 0, resources: {} };
   return grants[type];
 }
 provider.on('grant.success', (ctx) => {
   const stats = grantStats(ctx);
   stats.success += 1;
+  const resource = String(ctx.oidc.params?.resource ?? '');
+  stats.resources[resource] = (stats.resources[resource] ?? 0) + 1;
   const code = ctx.oidc.entities.AuthorizationCode;
   if (code?.codeChallenge && code.codeChallengeMethod === 'S256') {
     stats.pkce_s256 += 1; // the verifier matched, or the grant would have failed
   }
 });
 provider.on('grant.error', (ctx) => { grantStats(ctx).error += 1; });
+provider.on('registration_create.success', (ctx, client) => {
+  const {
+    client_id: clientId, token_endpoint_auth_method: method, application_type: applicationType,
+    grant_types: grantTypes, response_types: responseTypes, redirect_uris: redirectURIs, client_name: clientName,
+  } = client.metadata();
+  registrations.push({
+    client_id: clientId, client_name: clientName, token_endpoint_auth_method: method, application_type: applicationType,
+    grant_types: grantTypes, response_types: responseTypes, redirect_uris: redirectURIs,
+  });
+});
+provider.on('registration_create.error', (ctx, err) => {
+  registrationErrors.push({ error: err.error, error_description: err.error_description });
+});
 // RFC 8628's default interval is 5 s; 1 s keeps the device tests short.
 provider.on('device_authorization.success', (ctx, body) => { body.interval = 1; });
 const callback = provider.callback();
@@ -163,9 +227,16 @@ server.on('request', async (req, res) => {
       res.end(JSON.stringify({ refresh_token: await mintRefreshToken(clientId, url.searchParams.get('jkt')) }));
       return;
     }
+    if (req.method === 'POST' && url.pathname === '/test/forget-client') {
+      await provider.Client.adapter.destroy(url.searchParams.get('client_id'));
+      res.end();
+      return;
+    }
     if (req.method === 'GET' && req.url === '/test/stats') {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ token_calls: tokenCalls, grants }));
+      res.end(JSON.stringify({
+        token_calls: tokenCalls, grants, registrations, registration_errors: registrationErrors,
+      }));
       return;
     }
     if (req.method === 'POST' && req.url === '/token') {
