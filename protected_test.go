@@ -622,7 +622,7 @@ func TestProtectedResourcesFirstUsedTogether(t *testing.T) {
 	// Registrations that would be sent together are held until they all
 	// arrive, so that each sees none kept: a client that registers once per
 	// issuer sends only one, which goes on after a second.
-	gate := &gathering{base: http.DefaultTransport, path: "/register", n: len(resources), wait: time.Second, all: make(chan struct{})}
+	gate := &gathering{base: http.DefaultTransport, path: "/register", n: len(resources), wait: 250 * time.Millisecond, all: make(chan struct{})}
 	tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, &ClientConfig{}), nil },
 		WithTokenClient(&http.Client{Transport: gate}))
 	require.NoError(t, err)
@@ -811,7 +811,7 @@ func TestProtectedResourcesFirstUsedTogetherThenRestart(t *testing.T) {
 		t.Cleanup(func() { _ = tr.Close() })
 		return tr
 	}
-	gate := &gathering{base: http.DefaultTransport, path: "/register", n: len(resources), wait: time.Second, all: make(chan struct{})}
+	gate := &gathering{base: http.DefaultTransport, path: "/register", n: len(resources), wait: 250 * time.Millisecond, all: make(chan struct{})}
 	first := keyed(WithTokenClient(&http.Client{Transport: gate}))
 	errs := make(chan error, len(resources))
 	for _, res := range resources {
@@ -844,7 +844,7 @@ func TestProtectedResourcesLoginsTogether(t *testing.T) {
 	// (with its loopback redirect), each need the person at once.
 	e := newMCPEnv(t, nil)
 	resources := []*oauthtest.Resource{oauthtest.NewResource(t, e.as), oauthtest.NewResource(t, e.as)}
-	browser := &gatheredOpen{open: e.b.open, wait: time.Second}
+	browser := &gatheredOpen{open: e.b.open, wait: 250 * time.Millisecond}
 	cfg := &ClientConfig{Open: browser.Open}
 	tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, cfg), nil })
 	require.NoError(t, err)
