@@ -14,11 +14,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -869,7 +871,8 @@ func TestProtectedResourcesLoginsTogether(t *testing.T) {
 }
 
 // gatheredOpen is an Open that, once told to gather n calls, holds each
-// until the n have been made, or wait has passed, then opens the browser.
+// until the n have been made, or until wait has passed since one was
+// held (then every call goes on), and opens the browser.
 type gatheredOpen struct {
 	open    func(ctx context.Context, authURL string) error
 	wait    time.Duration
@@ -877,20 +880,23 @@ type gatheredOpen struct {
 	n       int
 	arrived int
 	all     chan struct{} // nil: calls are not held
+	release func()        // closes all, once
+	late    atomic.Bool   // the wait passed before the n calls were made
 }
 
 func (g *gatheredOpen) gather(n int) {
 	g.mu.Lock()
-	g.n, g.arrived, g.all = n, 0, make(chan struct{})
+	all := make(chan struct{})
+	g.n, g.arrived, g.all, g.release = n, 0, all, sync.OnceFunc(func() { close(all) })
 	g.mu.Unlock()
 }
 
 func (g *gatheredOpen) Open(ctx context.Context, authURL string) error {
 	g.mu.Lock()
-	all := g.all
+	all, release := g.all, g.release
 	if all != nil {
 		if g.arrived++; g.arrived == g.n {
-			close(all)
+			release()
 		}
 	}
 	g.mu.Unlock()
@@ -900,8 +906,55 @@ func (g *gatheredOpen) Open(ctx context.Context, authURL string) error {
 		select {
 		case <-all:
 		case <-timer.C:
+			g.late.Store(true)
+			release()
 		case <-ctx.Done():
 		}
 	}
 	return g.open(ctx, authURL)
+}
+
+func TestProtectedResourcesLoginsOnDifferentRedirectsTogether(t *testing.T) {
+	t.Parallel()
+	// Logins on different redirect URIs never wait for each other: 33
+	// resources, each with a client registered beforehand and a redirect
+	// port of its own, need the person at once, and all 33 logins reach
+	// the browser before the person answers any.
+	const n = 33
+	e := newMCPEnv(t, nil)
+	var resources []*oauthtest.Resource
+	for range n {
+		resources = append(resources, oauthtest.NewResource(t, e.as))
+	}
+	redirects := map[string]string{}
+	var held []net.Listener // n distinct ports, free again just before the logins
+	for _, res := range resources {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		held = append(held, l)
+		redirects[res.ResourceURL] = "http://" + l.Addr().String() + "/callback"
+	}
+	for _, l := range held {
+		require.NoError(t, l.Close())
+	}
+	browser := &gatheredOpen{open: e.b.open, wait: time.Second}
+	browser.gather(n)
+	tr, err := NewKeyed(func(key string) (Source, error) {
+		return ProtectedResource(key, &ClientConfig{Registered: map[string]RegisteredClient{"": {ClientID: oauthtest.PublicClientID}},
+			RedirectURL: redirects[key], Open: browser.Open}), nil
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	errs := make(chan error, n)
+	for resource := range redirects {
+		go func() {
+			_, err := callMCP(WithKey(context.Background(), resource), tr, resource)
+			errs <- err
+		}()
+	}
+	for range n {
+		assert.NoError(t, <-errs)
+	}
+	assert.False(t, browser.late.Load(), "a login waited for another one on another redirect URI")
+	assert.Equal(t, int64(n), e.b.opens.Load())
 }
