@@ -642,8 +642,8 @@ func TestProtectedResourcesFirstUsedTogether(t *testing.T) {
 	assert.Equal(t, 1, e.as.Registrations(), "one client at their server, however many resources start at once")
 }
 
-// gathering holds the requests to path until n have arrived, or wait
-// has passed, then lets them all go on.
+// gathering holds the requests to path until n have arrived, or until
+// wait has passed since one was held (then every one goes on).
 type gathering struct {
 	base    http.RoundTripper
 	path    string
@@ -652,13 +652,16 @@ type gathering struct {
 	mu      sync.Mutex
 	arrived int
 	all     chan struct{}
+	once    sync.Once
+	late    atomic.Bool // the wait passed before the n requests arrived
 }
 
 func (g *gathering) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Path == g.path {
+		release := func() { g.once.Do(func() { close(g.all) }) }
 		g.mu.Lock()
 		if g.arrived++; g.arrived == g.n {
-			close(g.all)
+			release()
 		}
 		g.mu.Unlock()
 		timer := time.NewTimer(g.wait)
@@ -666,6 +669,8 @@ func (g *gathering) RoundTrip(req *http.Request) (*http.Response, error) {
 		select {
 		case <-g.all:
 		case <-timer.C:
+			g.late.Store(true)
+			release()
 		case <-req.Context().Done():
 		}
 	}
@@ -957,4 +962,32 @@ func TestProtectedResourcesLoginsOnDifferentRedirectsTogether(t *testing.T) {
 	}
 	assert.False(t, browser.late.Load(), "a login waited for another one on another redirect URI")
 	assert.Equal(t, int64(n), e.b.opens.Load())
+}
+
+func TestProtectedResourcesRegistrationsAtDifferentServersTogether(t *testing.T) {
+	t.Parallel()
+	// Registrations at different servers never wait for each other: 33
+	// resources, each of its own server, first used at once, all register
+	// together.
+	const n = 33
+	var resources []*oauthtest.Resource
+	for range n {
+		resources = append(resources, oauthtest.NewResource(t, oauthtest.NewServer(t)))
+	}
+	gate := &gathering{base: http.DefaultTransport, path: "/register", n: n, wait: time.Second, all: make(chan struct{})}
+	tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, &ClientConfig{}), nil },
+		WithTokenClient(&http.Client{Transport: gate}))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	errs := make(chan error, n)
+	for _, res := range resources {
+		go func() {
+			_, err := callMCP(WithKey(context.Background(), res.ResourceURL), tr, res.ResourceURL)
+			errs <- err
+		}()
+	}
+	for range n {
+		assert.NoError(t, <-errs)
+	}
+	assert.False(t, gate.late.Load(), "a registration waited for another one at another server")
 }
