@@ -991,3 +991,25 @@ func TestProtectedResourcesRegistrationsAtDifferentServersTogether(t *testing.T)
 	}
 	assert.False(t, gate.late.Load(), "a registration waited for another one at another server")
 }
+
+func TestProtectedResourceStepUpForConcurrentCallers(t *testing.T) {
+	t.Parallel()
+	e := newMCPEnv(t, nil, oauthtest.ResourceScopes("mcp:read"), oauthtest.RequireScopes("mcp:read"))
+	tr := e.transport(t, e.person())
+	mustCall(t, tr, e.res.ResourceURL)
+	e.res.SetRequiredScopes("mcp:read", "mcp:write")
+	errs := make(chan error, 6)
+	for range cap(errs) {
+		go func() {
+			status, err := callMCP(context.Background(), tr, e.res.ResourceURL)
+			if err == nil && status != http.StatusOK {
+				err = errors.New(http.StatusText(status))
+			}
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		assert.NoError(t, <-errs)
+	}
+	assert.Equal(t, int64(2), e.b.opens.Load(), "one step-up login for them all")
+}
