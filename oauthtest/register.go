@@ -49,7 +49,7 @@ type ClientMetadata struct {
 type Registration struct {
 	ClientMetadata
 	// ClientID is the client registered; empty when the request was
-	// refused or failed.
+	// refused.
 	ClientID string
 	// ClientSecret is its secret; empty for a public client (none). Tests
 	// check with it that a secret appears nowhere it should not.
@@ -124,15 +124,16 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_client_metadata", "the body is not a JSON object of client metadata")
 		return
 	}
+	sent := *md // before the defaults are filled in
 	code, desc := checkClientMetadata(md)
 	if code != "" {
 		s.mu.Lock()
-		s.reg.requests = append(s.reg.requests, Registration{ClientMetadata: *md})
+		s.reg.requests = append(s.reg.requests, Registration{ClientMetadata: sent})
 		s.mu.Unlock()
 		oauthError(w, http.StatusBadRequest, code, desc)
 		return
 	}
-	resp := s.registerClient(md)
+	resp := s.registerClient(md, sent)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusCreated)
@@ -233,10 +234,11 @@ func acceptableRedirect(uri string) bool {
 	return strings.Contains(u.Scheme, ".")
 }
 
-// registerClient keeps a new client and returns the registration
+// registerClient keeps a new client of metadata md (the defaults filled
+// in) and records the request (sent); it returns the registration
 // response: the metadata sent, with its client_id and, unless it is
 // public, its secret and when the secret expires.
-func (s *Server) registerClient(md *ClientMetadata) map[string]any {
+func (s *Server) registerClient(md *ClientMetadata, sent ClientMetadata) map[string]any {
 	now := time.Now()
 	id := "dyn-" + randomHex()
 	c := &dynamicClient{method: md.TokenEndpointAuthMethod, redirects: md.RedirectURIs, grants: md.GrantTypes}
@@ -257,7 +259,7 @@ func (s *Server) registerClient(md *ClientMetadata) map[string]any {
 		}
 	}
 	s.reg.clients[id] = c
-	s.reg.requests = append(s.reg.requests, Registration{ClientMetadata: *md, ClientID: id, ClientSecret: c.secret})
+	s.reg.requests = append(s.reg.requests, Registration{ClientMetadata: sent, ClientID: id, ClientSecret: c.secret})
 	return resp
 }
 

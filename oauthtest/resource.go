@@ -57,8 +57,8 @@ func (s *Server) grantedLocked(scope string) string {
 	}), " ")
 }
 
-// Introspection is what the server knows of an access token, after
-// token introspection (RFC 7662).
+// Introspection is what the server knows of an access token, as token
+// introspection (RFC 7662) would tell a resource.
 type Introspection struct {
 	// Active reports whether the token would be accepted now (see
 	// [Server.Live]); the other fields are zero when it is unknown.

@@ -152,6 +152,9 @@ func TestRegistrationRefused(t *testing.T) {
 	assert.Len(t, kept, 6, "the bodies that were objects")
 	for _, r := range kept {
 		assert.Empty(t, r.ClientID, "nothing registered")
+		if r.Raw["token_endpoint_auth_method"] == nil {
+			assert.Empty(t, r.TokenEndpointAuthMethod, "as sent: no default filled in")
+		}
 	}
 }
 
