@@ -15,6 +15,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/oauthtransport/oauthtransport/internal/wire"
+	"github.com/oauthtransport/oauthtransport/store"
 )
 
 // attempt is one RoundTrip's state across the requests it sends.
@@ -166,6 +167,9 @@ func (a *attempt) follows(resp *http.Response, how onReject) onReject {
 	}
 	c := &ResourceChallenge{StatusCode: resp.StatusCode, URL: wire.RedactURL(a.req.URL), Header: resp.Header,
 		Challenges: wire.ParseChallenges(resp.Header.Values("Www-Authenticate"))}
+	if !unauthenticated(a.c) {
+		c.Token = store.Clone(a.c.rec.tok)
+	}
 	var yes bool
 	err := protect(a.req.Context(), a.k.env.log, "following a challenge (ChallengeFollower)", a.c.rec.secrets(),
 		func() error { yes = f.FollowChallenge(c); return nil })

@@ -8,6 +8,8 @@ import (
 	"context"
 	"crypto"
 	"net/http"
+
+	"golang.org/x/oauth2"
 )
 
 // ProtectedResource returns a Source for a resource the program may never
@@ -169,6 +171,9 @@ type ResourceChallenge struct {
 	Header http.Header
 	// Challenges are its WWW-Authenticate challenges.
 	Challenges []Challenge
+	// Token is a copy of the token the request carried; nil for a request
+	// sent without one.
+	Token *oauth2.Token
 }
 
 // MetadataError is a refusal of what a protected resource or its

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
 
 	"github.com/oauthtransport/oauthtransport/store"
 )
@@ -149,17 +150,26 @@ func TestRegistrationMethod(t *testing.T) {
 // maxScopes of them; a 401 always.
 func TestFollowChallengeBounded(t *testing.T) {
 	p := newProtectedResource("https://mcp.example/mcp", &ClientConfig{}, nil).(*protectedResource)
-	forbid := func(scope string) *ResourceChallenge {
-		return &ResourceChallenge{StatusCode: 403, Challenges: []Challenge{{Scheme: "Bearer", Error: "insufficient_scope", Scope: scope}}}
+	forbid := func(scope string, tok ...string) *ResourceChallenge {
+		c := &ResourceChallenge{StatusCode: 403, Challenges: []Challenge{{Scheme: "Bearer", Error: "insufficient_scope", Scope: scope}}}
+		if len(tok) > 0 {
+			c.Token = &oauth2.Token{AccessToken: tok[0]}
+		}
+		return c
 	}
 	assert.True(t, p.challengeFirst())
 	assert.True(t, p.FollowChallenge(&ResourceChallenge{StatusCode: 401, Challenges: []Challenge{{Scheme: "Bearer", Scope: "a",
 		Params: map[string]string{"resource_metadata": "https://mcp.example/.well-known/oauth-protected-resource/mcp"}}}}))
 	assert.False(t, p.challengeFirst(), "a challenge came")
 	assert.Equal(t, "https://mcp.example/.well-known/oauth-protected-resource/mcp", p.named)
-	assert.True(t, p.FollowChallenge(forbid("a b")))
+	assert.True(t, p.FollowChallenge(forbid("a b", "old")))
 	assert.Equal(t, []string{"a", "b"}, p.asked)
-	assert.False(t, p.FollowChallenge(forbid("b a")), "nothing new")
+	assert.True(t, p.FollowChallenge(forbid("b a", "old")), "the step-up is under way: its token will do")
+	_, err := p.obtained(&session{md: &ServerMetadata{Issuer: "https://as.example"}, scopes: []string{"a", "b"}}, &oauth2.Token{AccessToken: "new"}, nil)
+	require.NoError(t, err)
+	assert.True(t, p.FollowChallenge(forbid("b a", "old")), "a token from before the step-up: the newer one will do")
+	assert.False(t, p.FollowChallenge(forbid("b a", "new")), "the newest token refused for the same scopes: final")
+	assert.False(t, p.FollowChallenge(forbid("b")), "nothing new")
 	assert.False(t, p.FollowChallenge(&ResourceChallenge{StatusCode: 403, Challenges: []Challenge{{Scheme: "Bearer"}}}), "not insufficient_scope")
 	assert.False(t, p.FollowChallenge(&ResourceChallenge{StatusCode: 401, Challenges: []Challenge{{Scheme: "Bearer", Error: "insufficient_user_authentication"}}}))
 	many := make([]string, maxScopes)

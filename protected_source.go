@@ -6,6 +6,7 @@ package oauthtransport
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -30,7 +31,8 @@ type protectedResource struct {
 	sess     *session       // the chain as last run; nil before the first use
 	named    string         // a challenge's resource_metadata that sess did not come from
 	asked    []string       // the scopes challenges asked for
-	stepUp   bool           // a 403 asked for scopes the person must grant: the next token is a login's
+	stepUp   bool           // a 403 asked for more scopes: the next token must have them (a person's: a login)
+	issued   [32]byte       // a hash of the last access token obtained
 	heard    bool           // a challenge came: no more requests without a token (challengeFirst)
 	ids      map[string]identity
 }
@@ -98,7 +100,21 @@ func (p *protectedResource) Token(ctx context.Context, _ *oauth2.Token) (*oauth2
 		}
 		tok, err = s.grant.Token(ctx, nil)
 	}
-	return s.tag(tok), err
+	return p.obtained(s, tok, err)
+}
+
+// obtained records a token obtained under s (tagged with where it came
+// from): the one the next challenges are measured against, and the end of
+// a step-up that s asked for.
+func (p *protectedResource) obtained(s *session, tok *oauth2.Token, err error) (*oauth2.Token, error) {
+	if err != nil || tok == nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.issued = sha256.Sum256([]byte(tok.AccessToken))
+	p.stepUp = p.stepUp && !subset(p.asked, s.scopes)
+	p.mu.Unlock()
+	return s.tag(tok), nil
 }
 
 // SpendsRefreshToken reports false.
@@ -107,8 +123,7 @@ func (p *protectedResource) SpendsRefreshToken() bool { return false }
 func (p *protectedResource) storeScope() string { return resourceScope([]string{p.resource}) }
 
 // FollowChallenge records what a 401 or a 403 insufficient_scope asks for:
-// another resource metadata document, more scopes. A 403 whose scopes were
-// all asked for already, or that would exceed maxScopes, is final.
+// another resource metadata document, more scopes (see insufficientScope).
 func (p *protectedResource) FollowChallenge(c *ResourceChallenge) bool {
 	bearer := pickBearer(c.Challenges)
 	p.mu.Lock()
@@ -117,24 +132,36 @@ func (p *protectedResource) FollowChallenge(c *ResourceChallenge) bool {
 	if m := bearer.Params["resource_metadata"]; m != "" && (p.sess == nil || m != p.sess.lead.from) {
 		p.named = m
 	}
-	scopes := strings.Fields(bearer.Scope)
-	if bearer.Error == "insufficient_user_authentication" {
+	switch {
+	case bearer.Error == "insufficient_user_authentication":
 		return false // a step-up of the authentication (RFC 9470): not a new token's to answer
+	case c.StatusCode == 403 || bearer.Error == "insufficient_scope":
+		return p.insufficientScope(c, bearer)
 	}
-	if c.StatusCode == 403 || bearer.Error == "insufficient_scope" {
-		if bearer.Error != "insufficient_scope" || len(scopes) == 0 {
-			return false
-		}
-		union := p.union(scopes)
-		if len(union) == len(p.union(nil)) || len(union) > maxScopes {
-			return false // all asked for already: more of the same cannot help
-		}
+	p.asked = union(p.asked, strings.Fields(bearer.Scope))
+	return c.StatusCode == 401
+}
+
+// insufficientScope answers a 403 insufficient_scope (under p.mu): scopes
+// not asked for yet start a step-up (at most maxScopes in all); scopes
+// asked for already are followed only by a request whose token is older
+// than the step-up that asked for them (it gets the newer token): the
+// newest token refused for them is final, so a resource that keeps
+// refusing gets one step-up, not a loop.
+func (p *protectedResource) insufficientScope(c *ResourceChallenge, bearer Challenge) bool {
+	scopes := strings.Fields(bearer.Scope)
+	if bearer.Error != "insufficient_scope" || len(scopes) == 0 {
+		return false
 	}
-	if c.StatusCode == 403 || bearer.Error == "insufficient_scope" {
-		p.stepUp = true
+	all := p.union(scopes)
+	switch {
+	case len(all) > maxScopes:
+		return false
+	case len(all) > len(p.union(nil)):
+		p.asked, p.stepUp = union(p.asked, scopes), true
+		return true
 	}
-	p.asked = union(p.asked, scopes)
-	return c.StatusCode == 401 || c.StatusCode == 403
+	return p.stepUp || (c.Token != nil && sha256.Sum256([]byte(c.Token.AccessToken)) != p.issued)
 }
 
 // challengeFirst reports that no challenge came yet and no chain ran: the
@@ -399,7 +426,7 @@ func (r personResource) Token(ctx context.Context, current *oauth2.Token) (*oaut
 		}
 		return nil, reauthError(errors.New("the client's registration was refused and made again: a person must log in"))
 	}
-	return s.tag(tok), err
+	return r.obtained(s, tok, err)
 }
 
 // SpendsRefreshToken reports true: refreshes present the grant's refresh
@@ -425,12 +452,7 @@ func (r personResource) login(ctx context.Context) (*oauth2.Token, error) {
 	if err != nil && clientRejected(err) && s.id.Dynamic {
 		_, _ = r.registerAgain(ctx, s) // the next login uses the new registration
 	}
-	if err == nil {
-		r.mu.Lock()
-		r.stepUp = r.stepUp && !subset(r.asked, s.scopes) // asked for what the challenges wanted
-		r.mu.Unlock()
-	}
-	return s.tag(tok), err
+	return r.obtained(s, tok, err)
 }
 
 func (r personResource) loginTimeout() time.Duration {

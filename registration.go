@@ -14,11 +14,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -220,32 +220,51 @@ func post(ctx context.Context, endpoint string, body map[string]any) ([]byte, er
 
 // One at a time within the process: registering a client at one issuer,
 // and logging in on one redirect URI (a kept registration fixes its
-// port). Waits end with the context. Names share a stripe by hash.
+// port). Waits end with the context; unrelated names never wait for each
+// other.
 var (
-	registering = newStripes()
-	loggingIn   = newStripes()
+	registering = newNamedLocks()
+	loggingIn   = newNamedLocks()
 )
 
-type stripes [32]chan struct{}
-
-func newStripes() *stripes {
-	var s stripes
-	for i := range s {
-		s[i] = make(chan struct{}, 1)
-	}
-	return &s
+// namedLocks are locks by name, each kept while someone holds or waits
+// for it.
+type namedLocks struct {
+	mu sync.Mutex
+	m  map[string]*namedLock
 }
 
-// hold waits for name's stripe and returns its release.
-func (s *stripes) hold(ctx context.Context, name string) (func(), error) {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(name))
-	c := s[h.Sum32()%uint32(len(s))]
+type namedLock struct {
+	held  chan struct{}
+	users int // holding or waiting
+}
+
+func newNamedLocks() *namedLocks { return &namedLocks{m: make(map[string]*namedLock)} }
+
+// hold waits for name's lock and returns its release.
+func (n *namedLocks) hold(ctx context.Context, name string) (func(), error) {
+	n.mu.Lock()
+	l := n.m[name]
+	if l == nil {
+		l = &namedLock{held: make(chan struct{}, 1)}
+		n.m[name] = l
+	}
+	l.users++
+	n.mu.Unlock()
 	select {
-	case c <- struct{}{}:
-		return func() { <-c }, nil
+	case l.held <- struct{}{}:
+		return func() { <-l.held; n.leave(name, l) }, nil
 	case <-ctx.Done():
+		n.leave(name, l)
 		return nil, ctx.Err()
+	}
+}
+
+func (n *namedLocks) leave(name string, l *namedLock) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if l.users--; l.users == 0 {
+		delete(n.m, name)
 	}
 }
 
