@@ -254,7 +254,6 @@ func (g *gatheredOpen) Open(ctx context.Context, authURL string) error {
 
 func TestProtectedResourcesLoginsOnDifferentRedirectsTogether(t *testing.T) {
 	t.Parallel()
-	t.Skip("SDK bug: personResource.login holds loggingIn (registration.go), one of 32 process-wide stripes by hash of the redirect URI, for a whole login: logins on unrelated redirect URIs wait for each other")
 	// Logins on different redirect URIs never wait for each other: 33
 	// resources, each with a client registered beforehand and a redirect
 	// port of its own, need the person at once, and all 33 logins reach
@@ -300,7 +299,6 @@ func TestProtectedResourcesLoginsOnDifferentRedirectsTogether(t *testing.T) {
 
 func TestProtectedResourcesRegistrationsAtDifferentServersTogether(t *testing.T) {
 	t.Parallel()
-	t.Skip("SDK bug: registry.lock (registration.go) holds one of 32 process-wide stripes (registering) by hash of the issuer: registrations at unrelated servers wait for each other")
 	// Registrations at different servers never wait for each other: 33
 	// resources, each of its own server, first used at once, all register
 	// together.

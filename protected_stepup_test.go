@@ -91,7 +91,6 @@ func TestProtectedResourceMachineStepUp(t *testing.T) {
 
 func TestProtectedResourceStepUpForConcurrentCallers(t *testing.T) {
 	t.Parallel()
-	t.Skip("SDK bug: protectedResource.FollowChallenge (protected_source.go) makes a 403 insufficient_scope for scopes already asked final, even when the token it rejected predates the step-up: concurrent callers get a *ForbiddenError instead of the new token")
 	e := newMCPEnv(t, nil, oauthtest.ResourceScopes("mcp:read"), oauthtest.RequireScopes("mcp:read"))
 	tr := e.transport(t, e.person())
 	mustCall(t, tr, e.res.ResourceURL)
