@@ -47,6 +47,9 @@ type authResponse struct {
 	err  error // a *TokenError
 }
 
+// errCannotListen is a login whose redirect URI cannot be listened on.
+var errCannotListen = errors.New("cannot listen for the redirect")
+
 // listenLoopback listens for the redirect URI configured (empty:
 // defaultRedirect), on its port or a free one, until close.
 func listenLoopback(configured, state string, check issuerCheck) (*redirectListener, error) {
@@ -60,7 +63,7 @@ func listenLoopback(configured, state string, check issuerCheck) (*redirectListe
 		if port == "" {
 			port = "0"
 		}
-		return nil, fmt.Errorf("oauthtransport: cannot listen for the redirect on %s port %s (is it in use?): %w", host, port, err)
+		return nil, fmt.Errorf("oauthtransport: %w on %s port %s (is it in use?): %w", errCannotListen, host, port, err)
 	}
 	uri := configured
 	if port == "" || port == "0" {

@@ -8,7 +8,9 @@ package oauthtransport
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -231,4 +233,57 @@ func TestProtectedResourceClientIDMetadataDocument(t *testing.T) {
 	require.Len(t, asked, 1)
 	assert.Equal(t, doc, asked[0].Get("client_id"))
 	assert.Zero(t, e.as.Registrations())
+}
+
+func TestProtectedResourceRegistrationExpiresWhileInUse(t *testing.T) {
+	t.Parallel()
+	// A dynamic registration whose secret expires while its chain runs is
+	// replaced before the expired secret is presented.
+	e := newMCPEnv(t, nil)
+	src := ProtectedResource(e.res.ResourceURL, &ClientConfig{})
+	tr, err := New(src)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	mustCall(t, tr, e.res.ResourceURL)
+	p := src.(*protectedResource)
+	p.mu.Lock()
+	expired := *p.sess
+	expired.id.Expires = time.Now().Add(-time.Second).Unix()
+	p.sess, p.ids[e.as.URL] = &expired, expired.id
+	p.mu.Unlock()
+
+	_, err = tr.Refresh(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 2, e.as.Registrations())
+	reqs := e.as.TokenRequests()
+	require.Len(t, reqs, 2)
+	assert.NotEqual(t, reqs[0].ClientID, reqs[1].ClientID, "the expired client was not presented again")
+	mustCall(t, tr, e.res.ResourceURL)
+}
+
+func TestProtectedResourceKeptRedirectPortTaken(t *testing.T) {
+	t.Parallel()
+	// The port of a kept registration's redirect URI is taken by another
+	// program: the client registers again (with a free port) before the
+	// person is asked, once.
+	e := newMCPEnv(t, nil)
+	other := oauthtest.NewResource(t, e.as)
+	s := store.NewMemory()
+	first := e.transport(t, e.person(), WithStore(s, "app"))
+	mustCall(t, first, e.res.ResourceURL)
+	require.NoError(t, first.Close())
+	kept := e.as.AuthorizationRequests()[0].Get("redirect_uri")
+	u, err := url.Parse(kept)
+	require.NoError(t, err)
+	squatter, err := net.Listen("tcp", u.Host)
+	require.NoError(t, err, "taking the kept redirect port")
+	t.Cleanup(func() { _ = squatter.Close() })
+
+	second := protectedTransport(t, other.ResourceURL, e.person(), WithStore(s, "app"))
+	mustCall(t, second, other.ResourceURL)
+	assert.Equal(t, 2, e.as.Registrations())
+	asked := e.as.AuthorizationRequests()
+	require.Len(t, asked, 2)
+	assert.NotEqual(t, kept, asked[1].Get("redirect_uri"))
+	assert.Equal(t, int64(2), e.b.opens.Load(), "the person was asked once for each resource")
 }

@@ -191,6 +191,12 @@ func (p *protectedResource) session(ctx context.Context) (*session, error) {
 	s, named, asked := p.sess, p.named, slices.Clone(p.asked)
 	p.mu.Unlock()
 	switch {
+	case s != nil && named == "" && s.id.Dynamic && s.id.expired():
+		id, err := p.identify(ctx, s.md, false) // the registration's secret expired: a new one
+		if err != nil {
+			return nil, notPresented(err)
+		}
+		s = p.build(s.lead, s.md, id, union(s.scopes, asked))
 	case s != nil && named == "" && subset(asked, s.scopes):
 		return s, nil
 	case s != nil && named == "":
@@ -295,21 +301,17 @@ func (p *protectedResource) kept(ctx context.Context, reg registry, issuer strin
 	p.mu.Lock()
 	mine, ok := p.ids[issuer]
 	p.mu.Unlock()
-	if !ok || fresh {
-		stored, found := reg.load(ctx, issuer)
-		if found && (!fresh || stored.ClientID != mine.ClientID) {
-			mine, ok = stored, true
-		} else if fresh {
-			return identity{}, false
-		}
+	if ok && !fresh && !mine.expired() {
+		return mine, true
 	}
-	if !ok || mine.expired() {
-		return identity{}, false
+	stored, found := reg.load(ctx, issuer)
+	if !found || stored.expired() || (ok && stored.ClientID == mine.ClientID) {
+		return identity{}, false // none, or the one refused or expired: register
 	}
 	p.mu.Lock()
-	p.ids[issuer] = mine
+	p.ids[issuer] = stored
 	p.mu.Unlock()
-	return mine, true
+	return stored, true
 }
 
 // register registers the client dynamically and keeps the registration.
@@ -435,24 +437,38 @@ func (r personResource) SpendsRefreshToken() bool { return true }
 
 func (r personResource) rotationGrace() time.Duration { return applySourceOptions(r.opts).grace }
 
-// login runs the chain if needed and asks the person.
+// login runs the chain if needed and asks the person. A kept
+// registration whose redirect port another program took is replaced
+// (before the person was asked), once.
 func (r personResource) login(ctx context.Context) (*oauth2.Token, error) {
 	s, err := r.session(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if s.id.Redirect != "" { // a fixed port (a kept registration's): one login on it at a time
+	tok, err := r.loginAs(ctx, s)
+	if errors.Is(err, errCannotListen) && s.id.Dynamic && r.client.RedirectURL == "" {
+		if s, err = r.registerAgain(ctx, s); err != nil {
+			return nil, err
+		}
+		tok, err = r.loginAs(ctx, s)
+	}
+	if err != nil && clientRejected(err) && s.id.Dynamic {
+		_, _ = r.registerAgain(ctx, s) // the next login uses the new registration
+	}
+	return r.obtained(s, tok, err)
+}
+
+// loginAs asks the person under s, one login at a time on a fixed
+// redirect port (a kept registration's).
+func (r personResource) loginAs(ctx context.Context, s *session) (*oauth2.Token, error) {
+	if s.id.Redirect != "" {
 		release, err := loggingIn.hold(ctx, s.id.Redirect)
 		if err != nil {
 			return nil, &TokenError{Err: fmt.Errorf("waiting for another login on %s: %w", s.id.Redirect, err)}
 		}
 		defer release()
 	}
-	tok, err := s.grant.(interactive).login(ctx)
-	if err != nil && clientRejected(err) && s.id.Dynamic {
-		_, _ = r.registerAgain(ctx, s) // the next login uses the new registration
-	}
-	return r.obtained(s, tok, err)
+	return s.grant.(interactive).login(ctx)
 }
 
 func (r personResource) loginTimeout() time.Duration {
