@@ -76,8 +76,10 @@ func ProtectedResource(resourceURL string, client *ClientConfig, opts ...SourceO
 // Document (MetadataDocument, when the server's metadata says
 // client_id_metadata_document_supported), else dynamic client
 // registration (RFC 7591) unless NoRegistration. A dynamic registration
-// is kept in the Transport's store, by issuer, and registered again when
-// the server answers invalid_client (once) or its secret expired.
+// is kept in the Transport's store, by issuer and grant, made once at a
+// time per issuer (across processes with a store.Locker), and made again
+// when the server answers invalid_client (once), when its secret expired,
+// or when the loopback port it registered is taken by another program.
 //
 // The grant: the enterprise-managed flow when Enterprise is set, else the
 // authorization code grant with PKCE when Open is set (a person logs in),
