@@ -194,6 +194,8 @@ type MetadataError struct {
 	Reason string
 }
 
+// Error says which document was refused, from where and why, in one line
+// without secrets.
 func (e *MetadataError) Error() string {
 	if e.URL == "" {
 		return "oauthtransport: " + e.Document + " refused: " + e.Reason

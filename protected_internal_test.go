@@ -165,7 +165,7 @@ func TestFollowChallengeBounded(t *testing.T) {
 	assert.True(t, p.FollowChallenge(forbid("a b", "old")))
 	assert.Equal(t, []string{"a", "b"}, p.asked)
 	assert.True(t, p.FollowChallenge(forbid("b a", "old")), "the step-up is under way: its token will do")
-	_, err := p.obtained(&session{md: &ServerMetadata{Issuer: "https://as.example"}, scopes: []string{"a", "b"}}, &oauth2.Token{AccessToken: "new"}, nil)
+	_, err := p.obtained(&session{md: &ServerMetadata{Issuer: "https://as.example"}, scopes: []string{"a", "b"}}, &oauth2.Token{AccessToken: "new"}, nil, true)
 	require.NoError(t, err)
 	assert.True(t, p.FollowChallenge(forbid("b a", "old")), "a token from before the step-up: the newer one will do")
 	assert.False(t, p.FollowChallenge(forbid("b a", "new")), "the newest token refused for the same scopes: final")

@@ -100,19 +100,20 @@ func (p *protectedResource) Token(ctx context.Context, _ *oauth2.Token) (*oauth2
 		}
 		tok, err = s.grant.Token(ctx, nil)
 	}
-	return p.obtained(s, tok, err)
+	return p.obtained(s, tok, err, true)
 }
 
 // obtained records a token obtained under s (tagged with where it came
-// from): the one the next challenges are measured against, and the end of
-// a step-up that s asked for.
-func (p *protectedResource) obtained(s *session, tok *oauth2.Token, err error) (*oauth2.Token, error) {
+// from): the one the next challenges are measured against, and, for a
+// token asked for with s's scopes (not a refresh of an older grant), the
+// end of a step-up that s asked for.
+func (p *protectedResource) obtained(s *session, tok *oauth2.Token, err error, asked bool) (*oauth2.Token, error) {
 	if err != nil || tok == nil {
 		return nil, err
 	}
 	p.mu.Lock()
 	p.issued = sha256.Sum256([]byte(tok.AccessToken))
-	p.stepUp = p.stepUp && !subset(p.asked, s.scopes)
+	p.stepUp = p.stepUp && !(asked && subset(p.asked, s.scopes))
 	p.mu.Unlock()
 	return s.tag(tok), nil
 }
@@ -418,8 +419,11 @@ func (r personResource) Token(ctx context.Context, current *oauth2.Token) (*oaut
 	if err != nil {
 		return nil, err
 	}
-	if !s.owns(current) || current.RefreshToken == "" {
-		return nil, notPresented(reauthError(errors.New("the grant is for another server, client or scopes: a person must log in")))
+	r.mu.Lock()
+	stepUp := r.stepUp
+	r.mu.Unlock()
+	if !s.owns(current) || current.RefreshToken == "" || stepUp {
+		return nil, notPresented(reauthError(errors.New("the grant is for another server or client, or lacks scopes a resource asked for: a person must log in")))
 	}
 	tok, err := s.grant.Token(ctx, current)
 	if err != nil && clientRejected(err) && s.id.Dynamic {
@@ -428,7 +432,7 @@ func (r personResource) Token(ctx context.Context, current *oauth2.Token) (*oaut
 		}
 		return nil, reauthError(errors.New("the client's registration was refused and made again: a person must log in"))
 	}
-	return r.obtained(s, tok, err)
+	return r.obtained(s, tok, err, false)
 }
 
 // SpendsRefreshToken reports true: refreshes present the grant's refresh
@@ -455,7 +459,7 @@ func (r personResource) login(ctx context.Context) (*oauth2.Token, error) {
 	if err != nil && clientRejected(err) && s.id.Dynamic {
 		_, _ = r.registerAgain(ctx, s) // the next login uses the new registration
 	}
-	return r.obtained(s, tok, err)
+	return r.obtained(s, tok, err, true)
 }
 
 // loginAs asks the person under s, one login at a time on a fixed
@@ -479,16 +483,15 @@ func (r personResource) loginTimeout() time.Duration {
 }
 
 // wantsLogin reports whether the next token must come from the person:
-// current is from another issuer or client, or a 403 asked for scopes
-// the person has not granted. It does no I/O.
+// a 403 asked for scopes the person has not granted (a refresh keeps the
+// grant's), or current is from another issuer or client. It does no I/O.
 func (r personResource) wantsLogin(current *oauth2.Token) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := r.sess
-	if s == nil || current == nil || current.AccessToken == "" {
+	if current == nil || current.AccessToken == "" {
 		return false
 	}
-	return !s.owns(current) || r.stepUp
+	return r.stepUp || (r.sess != nil && !r.sess.owns(current))
 }
 
 // revoke revokes the grant at the revocation endpoint of the chain's

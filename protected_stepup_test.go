@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/oauthtransport/oauthtransport/oauthtest"
+	"github.com/oauthtransport/oauthtransport/store"
 )
 
 func TestProtectedResourceStepUp(t *testing.T) {
@@ -39,6 +40,27 @@ func TestProtectedResourceStepUp(t *testing.T) {
 
 	mustCall(t, tr, e.res.ResourceURL)
 	assert.Equal(t, int64(2), e.b.opens.Load(), "the new token serves from then on")
+}
+
+func TestProtectedResourceStepUpAfterARestart(t *testing.T) {
+	t.Parallel()
+	// A process that found its token in the store (its chain never ran)
+	// steps up with a login, never with a refresh (which keeps the grant's
+	// scopes).
+	e := newMCPEnv(t, nil, oauthtest.ResourceScopes("mcp:read"), oauthtest.RequireScopes("mcp:read"))
+	s := store.NewMemory()
+	first := e.transport(t, e.person(), WithStore(s, "app"))
+	mustCall(t, first, e.res.ResourceURL)
+	require.NoError(t, first.Close())
+
+	e.res.SetRequiredScopes("mcp:read", "mcp:write")
+	second := e.transport(t, e.person(), WithStore(s, "app"))
+	mustCall(t, second, e.res.ResourceURL)
+	assert.Equal(t, int64(2), e.b.opens.Load(), "the person is asked once more")
+	asked := e.as.AuthorizationRequests()
+	require.Len(t, asked, 2)
+	assert.Equal(t, []string{"mcp:read", "mcp:write"}, scopeParam(asked[1]))
+	assert.Equal(t, 1, e.as.Registrations())
 }
 
 func TestProtectedResourceStepUpIsBounded(t *testing.T) {

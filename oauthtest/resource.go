@@ -185,6 +185,14 @@ type ResourceResponse struct {
 // as, closed when t ends.
 func NewResource(t testing.TB, as *Server, opts ...ResourceOption) *Resource {
 	t.Helper()
+	r := StartResource(as, opts...)
+	t.Cleanup(r.Close)
+	return r
+}
+
+// StartResource starts a protected resource whose authorization server is
+// as, on loopback, as [New] starts a server: Close it when done.
+func StartResource(as *Server, opts ...ResourceOption) *Resource {
 	r := &Resource{as: as}
 	for _, o := range opts {
 		o(r)
@@ -193,7 +201,6 @@ func NewResource(t testing.TB, as *Server, opts ...ResourceOption) *Resource {
 	mux.HandleFunc("/mcp", r.serveResource)
 	mux.HandleFunc("/.well-known/oauth-protected-resource/mcp", r.serveMetadata)
 	r.Server = httptest.NewServer(mux)
-	t.Cleanup(r.Close)
 	r.ResourceURL = r.URL + "/mcp"
 	r.MetadataURL = r.URL + "/.well-known/oauth-protected-resource/mcp"
 	return r
