@@ -7,7 +7,6 @@ package oauthtransport
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -27,9 +26,7 @@ func TestProtectedResourcesOnOneTransport(t *testing.T) {
 	e := newMCPEnv(t, nil, oauthtest.ResourceScopes("a"), oauthtest.RequireScopes("a"))
 	two := oauthtest.NewResource(t, e.as, oauthtest.ResourceScopes("b"), oauthtest.RequireScopes("b"))
 	cfg := e.person()
-	tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, cfg), nil })
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tr.Close() })
+	tr := keyedProtected(t, func(string) *ClientConfig { return cfg })
 	for range 2 {
 		for _, res := range []*oauthtest.Resource{e.res, two} {
 			status, err := callMCP(WithKey(context.Background(), res.ResourceURL), tr, res.ResourceURL)
@@ -60,18 +57,8 @@ func TestProtectedResourceOneLoginForConcurrentCallers(t *testing.T) {
 	t.Parallel()
 	e := newMCPEnv(t, nil)
 	tr := e.transport(t, e.person())
-	errs := make(chan error, 8)
-	for range cap(errs) {
-		go func() {
-			status, err := callMCP(context.Background(), tr, e.res.ResourceURL)
-			if err == nil && status != http.StatusOK {
-				err = errors.New(http.StatusText(status))
-			}
-			errs <- err
-		}()
-	}
-	for range cap(errs) {
-		require.NoError(t, <-errs)
+	for _, err := range together(8, func(int) error { return callOK(context.Background(), tr, e.res.ResourceURL) }) {
+		require.NoError(t, err)
 	}
 	assert.Equal(t, int64(1), e.b.opens.Load())
 	assert.Equal(t, 1, e.as.Registrations())
@@ -86,19 +73,9 @@ func TestProtectedResourcesFirstUsedTogether(t *testing.T) {
 	// arrive, so that each sees none kept: a client that registers once per
 	// issuer sends only one, which goes on after a second.
 	gate := &gathering{base: http.DefaultTransport, path: "/register", n: len(resources), wait: 250 * time.Millisecond, all: make(chan struct{})}
-	tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, &ClientConfig{}), nil },
-		WithTokenClient(&http.Client{Transport: gate}))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tr.Close() })
-	errs := make(chan error, len(resources))
-	for _, res := range resources {
-		go func() {
-			_, err := callMCP(WithKey(context.Background(), res.ResourceURL), tr, res.ResourceURL)
-			errs <- err
-		}()
-	}
-	for range resources {
-		require.NoError(t, <-errs)
+	tr := keyedProtected(t, func(string) *ClientConfig { return &ClientConfig{} }, WithTokenClient(&http.Client{Transport: gate}))
+	for _, err := range together(len(resources), func(i int) error { return callKeyed(tr, resources[i].ResourceURL) }) {
+		require.NoError(t, err)
 	}
 	assert.Equal(t, 1, e.as.Registrations(), "one client at their server, however many resources start at once")
 }
@@ -146,22 +123,12 @@ func TestProtectedResourcesFirstUsedTogetherThenRestart(t *testing.T) {
 	resources := []*oauthtest.Resource{e.res, oauthtest.NewResource(t, e.as)}
 	s := store.NewMemory()
 	keyed := func(opts ...Option) *Transport {
-		tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, e.person()), nil }, append(opts, WithStore(s, "app"))...)
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = tr.Close() })
-		return tr
+		return keyedProtected(t, func(string) *ClientConfig { return e.person() }, append(opts, WithStore(s, "app"))...)
 	}
 	gate := &gathering{base: http.DefaultTransport, path: "/register", n: len(resources), wait: 250 * time.Millisecond, all: make(chan struct{})}
 	first := keyed(WithTokenClient(&http.Client{Transport: gate}))
-	errs := make(chan error, len(resources))
-	for _, res := range resources {
-		go func() {
-			_, err := callMCP(WithKey(context.Background(), res.ResourceURL), first, res.ResourceURL)
-			errs <- err
-		}()
-	}
-	for range resources {
-		require.NoError(t, <-errs)
+	for _, err := range together(len(resources), func(i int) error { return callKeyed(first, resources[i].ResourceURL) }) {
+		require.NoError(t, err)
 	}
 	require.NoError(t, first.Close())
 	require.Equal(t, int64(2), e.b.opens.Load())
@@ -186,23 +153,14 @@ func TestProtectedResourcesLoginsTogether(t *testing.T) {
 	resources := []*oauthtest.Resource{oauthtest.NewResource(t, e.as), oauthtest.NewResource(t, e.as)}
 	browser := &gatheredOpen{open: e.b.open, wait: 250 * time.Millisecond}
 	cfg := &ClientConfig{Open: browser.Open}
-	tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, cfg), nil })
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tr.Close() })
+	tr := keyedProtected(t, func(string) *ClientConfig { return cfg })
 	status, err := callMCP(WithKey(context.Background(), e.res.ResourceURL), tr, e.res.ResourceURL)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
 
 	browser.gather(len(resources)) // both logins are under way before the person answers either
-	errs := make(chan error, len(resources))
-	for _, res := range resources {
-		go func() {
-			_, err := callMCP(WithKey(context.Background(), res.ResourceURL), tr, res.ResourceURL)
-			errs <- err
-		}()
-	}
-	for range resources {
-		assert.NoError(t, <-errs)
+	for _, err := range together(len(resources), func(i int) error { return callKeyed(tr, resources[i].ResourceURL) }) {
+		assert.NoError(t, err)
 	}
 	assert.Equal(t, 1, e.as.Registrations())
 	assert.Equal(t, int64(3), e.b.opens.Load())
@@ -277,21 +235,12 @@ func TestProtectedResourcesLoginsOnDifferentRedirectsTogether(t *testing.T) {
 	}
 	browser := &gatheredOpen{open: e.b.open, wait: time.Second}
 	browser.gather(n)
-	tr, err := NewKeyed(func(key string) (Source, error) {
-		return ProtectedResource(key, &ClientConfig{Registered: map[string]RegisteredClient{"": {ClientID: oauthtest.PublicClientID}},
-			RedirectURL: redirects[key], Open: browser.Open}), nil
+	tr := keyedProtected(t, func(key string) *ClientConfig {
+		return &ClientConfig{Registered: map[string]RegisteredClient{"": {ClientID: oauthtest.PublicClientID}},
+			RedirectURL: redirects[key], Open: browser.Open}
 	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tr.Close() })
-	errs := make(chan error, n)
-	for resource := range redirects {
-		go func() {
-			_, err := callMCP(WithKey(context.Background(), resource), tr, resource)
-			errs <- err
-		}()
-	}
-	for range n {
-		assert.NoError(t, <-errs)
+	for _, err := range together(n, func(i int) error { return callKeyed(tr, resources[i].ResourceURL) }) {
+		assert.NoError(t, err)
 	}
 	assert.False(t, browser.late.Load(), "a login waited for another one on another redirect URI")
 	assert.Equal(t, int64(n), e.b.opens.Load())
@@ -308,19 +257,9 @@ func TestProtectedResourcesRegistrationsAtDifferentServersTogether(t *testing.T)
 		resources = append(resources, oauthtest.NewResource(t, oauthtest.NewServer(t)))
 	}
 	gate := &gathering{base: http.DefaultTransport, path: "/register", n: n, wait: time.Second, all: make(chan struct{})}
-	tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, &ClientConfig{}), nil },
-		WithTokenClient(&http.Client{Transport: gate}))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tr.Close() })
-	errs := make(chan error, n)
-	for _, res := range resources {
-		go func() {
-			_, err := callMCP(WithKey(context.Background(), res.ResourceURL), tr, res.ResourceURL)
-			errs <- err
-		}()
-	}
-	for range n {
-		assert.NoError(t, <-errs)
+	tr := keyedProtected(t, func(string) *ClientConfig { return &ClientConfig{} }, WithTokenClient(&http.Client{Transport: gate}))
+	for _, err := range together(n, func(i int) error { return callKeyed(tr, resources[i].ResourceURL) }) {
+		assert.NoError(t, err)
 	}
 	assert.False(t, gate.late.Load(), "a registration waited for another one at another server")
 }

@@ -175,14 +175,12 @@ func TestProtectedResourcesOfDifferentGrantsAtOneServer(t *testing.T) {
 			t.Parallel()
 			e := newMCPEnv(t, nil)
 			jobs := oauthtest.NewResource(t, e.as)
-			tr, err := NewKeyed(func(key string) (Source, error) {
+			tr := keyedProtected(t, func(key string) *ClientConfig {
 				if key == jobs.ResourceURL {
-					return ProtectedResource(key, &ClientConfig{}), nil
+					return &ClientConfig{}
 				}
-				return ProtectedResource(key, e.person()), nil
+				return e.person()
 			}, WithStore(store.NewMemory(), "app"))
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = tr.Close() })
 			order := []*oauthtest.Resource{e.res, jobs}
 			if !personFirst {
 				order = []*oauthtest.Resource{jobs, e.res}

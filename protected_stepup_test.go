@@ -117,18 +117,8 @@ func TestProtectedResourceStepUpForConcurrentCallers(t *testing.T) {
 	tr := e.transport(t, e.person())
 	mustCall(t, tr, e.res.ResourceURL)
 	e.res.SetRequiredScopes("mcp:read", "mcp:write")
-	errs := make(chan error, 6)
-	for range cap(errs) {
-		go func() {
-			status, err := callMCP(context.Background(), tr, e.res.ResourceURL)
-			if err == nil && status != http.StatusOK {
-				err = errors.New(http.StatusText(status))
-			}
-			errs <- err
-		}()
-	}
-	for range cap(errs) {
-		assert.NoError(t, <-errs)
+	for _, err := range together(6, func(int) error { return callOK(context.Background(), tr, e.res.ResourceURL) }) {
+		assert.NoError(t, err)
 	}
 	assert.Equal(t, int64(2), e.b.opens.Load(), "one step-up login for them all")
 }

@@ -16,11 +16,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,6 +66,17 @@ func protectedTransport(t *testing.T, resourceURL string, cfg *ClientConfig, opt
 	return tr
 }
 
+// keyedProtected is a keyed Transport (NewKeyed) whose Source for a key
+// is a ProtectedResource for that resource URL, with the config cfg gives
+// for it; closed when t ends.
+func keyedProtected(t *testing.T, cfg func(key string) *ClientConfig, opts ...Option) *Transport {
+	t.Helper()
+	tr, err := NewKeyed(func(key string) (Source, error) { return ProtectedResource(key, cfg(key)), nil }, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	return tr
+}
+
 // callMCP POSTs a JSON-RPC body (replayable) to u through tr and returns
 // the status; the error is RoundTrip's.
 func callMCP(ctx context.Context, tr *Transport, u string) (int, error) {
@@ -86,6 +99,35 @@ func mustCall(t *testing.T, tr *Transport, u string) {
 	status, err := callMCP(context.Background(), tr, u)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
+}
+
+// callOK calls the resource like callMCP; a status other than 200 is an
+// error too.
+func callOK(ctx context.Context, tr *Transport, u string) error {
+	status, err := callMCP(ctx, tr, u)
+	if err == nil && status != http.StatusOK {
+		err = errors.New(http.StatusText(status))
+	}
+	return err
+}
+
+// callKeyed calls the resource u through tr, a keyed Transport, with u as
+// the key; the error is RoundTrip's (the status is not looked at).
+func callKeyed(tr *Transport, u string) error {
+	_, err := callMCP(WithKey(context.Background(), u), tr, u)
+	return err
+}
+
+// together runs call(0) to call(n-1) at once and, when all have returned,
+// returns their errors, in that order.
+func together(n int, call func(i int) error) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = call(i) })
+	}
+	wg.Wait()
+	return errs
 }
 
 // tokensSeen are the tokens res accepted or refused, by status.

@@ -727,31 +727,10 @@ func testProtectedMetadataDocument(t *testing.T, s *oidcServer, r *mcpResource, 
 // and nobody is asked.
 func testProtectedTwoResources(t *testing.T, s *oidcServer, r *mcpResource, atOnce bool) {
 	dir, resources := t.TempDir(), []string{r.url, r.tools}
-	keyed := func(p *person) *oauthtransport.Transport {
-		tr, err := oauthtransport.NewKeyed(func(resource string) (oauthtransport.Source, error) {
-			return oauthtransport.ProtectedResource(resource, &oauthtransport.ClientConfig{Open: p.open}), nil
-		}, oauthtransport.WithStore(store.NewFile(dir), "app"))
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = tr.Close() })
-		return tr
-	}
 	before := s.stats(t)
 	p := newPerson(t)
-	tr := keyed(p)
-	statuses := make([]int, len(resources))
-	if atOnce {
-		r.holdAnonymous(len(resources))
-		var wg sync.WaitGroup
-		for i, res := range resources {
-			wg.Go(func() { statuses[i] = send(tr.Client(), oauthtransport.WithKey(context.Background(), res), res) })
-		}
-		wg.Wait()
-	} else {
-		for i, res := range resources {
-			statuses[i] = send(tr.Client(), oauthtransport.WithKey(context.Background(), res), res)
-		}
-	}
-	require.Equal(t, []int{http.StatusOK, http.StatusOK}, statuses)
+	tr := keyedTransport(t, dir, p)
+	require.Equal(t, []int{http.StatusOK, http.StatusOK}, r.sendEach(tr, resources, atOnce))
 	require.Equal(t, int64(2), p.opens.Load(), "a login per resource")
 	after := s.stats(t)
 	require.Len(t, after.Registrations, len(before.Registrations)+1, "one registration for both resources")
@@ -763,7 +742,7 @@ func testProtectedTwoResources(t *testing.T, s *oidcServer, r *mcpResource, atOn
 	}
 
 	q := newPerson(t)
-	again := keyed(q)
+	again := keyedTransport(t, dir, q)
 	for _, res := range resources {
 		ctx := oauthtransport.WithKey(context.Background(), res)
 		require.Equal(t, http.StatusOK, send(again.Client(), ctx, res))
@@ -775,6 +754,42 @@ func testProtectedTwoResources(t *testing.T, s *oidcServer, r *mcpResource, atOn
 	}
 	require.Equal(t, int64(0), q.opens.Load(), "nobody was asked after the restart")
 	require.Len(t, s.stats(t).Registrations, len(after.Registrations))
+}
+
+// keyedTransport is a keyed Transport (NewKeyed) whose key is a
+// resource's URL and whose Source for it is a ProtectedResource for p,
+// on the store.File in dir; closed when t ends.
+func keyedTransport(t *testing.T, dir string, p *person) *oauthtransport.Transport {
+	t.Helper()
+	tr, err := oauthtransport.NewKeyed(func(resource string) (oauthtransport.Source, error) {
+		return oauthtransport.ProtectedResource(resource, &oauthtransport.ClientConfig{Open: p.open}), nil
+	}, oauthtransport.WithStore(store.NewFile(dir), "app"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	return tr
+}
+
+// sendEach GETs each resource through tr, keyed by the resource, and
+// returns the statuses: one after the other, or at once (atOnce), their
+// first requests' 401s held until all came.
+func (r *mcpResource) sendEach(tr *oauthtransport.Transport, resources []string, atOnce bool) []int {
+	statuses := make([]int, len(resources))
+	sendOne := func(i int) {
+		statuses[i] = send(tr.Client(), oauthtransport.WithKey(context.Background(), resources[i]), resources[i])
+	}
+	if !atOnce {
+		for i := range resources {
+			sendOne(i)
+		}
+		return statuses
+	}
+	r.holdAnonymous(len(resources))
+	var wg sync.WaitGroup
+	for i := range resources {
+		wg.Go(func() { sendOne(i) })
+	}
+	wg.Wait()
+	return statuses
 }
 
 // send GETs resource with ctx and returns the status, 0 on an error.
@@ -811,15 +826,7 @@ func (r *mcpResource) lastAt(resource string) acceptedToken {
 // registered.
 func testProtectedTwoLogins(t *testing.T, s *oidcServer, r *mcpResource) {
 	dir := t.TempDir()
-	keyed := func(p *person) *oauthtransport.Transport {
-		tr, err := oauthtransport.NewKeyed(func(resource string) (oauthtransport.Source, error) {
-			return oauthtransport.ProtectedResource(resource, &oauthtransport.ClientConfig{Open: p.open}), nil
-		}, oauthtransport.WithStore(store.NewFile(dir), "app"))
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = tr.Close() })
-		return tr
-	}
-	first := keyed(newPerson(t))
+	first := keyedTransport(t, dir, newPerson(t))
 	ctx := oauthtransport.WithKey(context.Background(), r.url)
 	require.Equal(t, http.StatusOK, send(first.Client(), ctx, r.url))
 	require.NoError(t, first.Revoke(ctx))
@@ -828,16 +835,9 @@ func testProtectedTwoLogins(t *testing.T, s *oidcServer, r *mcpResource) {
 	clientID := before.Registrations[len(before.Registrations)-1].ClientID
 
 	p := newPerson(t)
-	tr := keyed(p)
+	tr := keyedTransport(t, dir, p)
 	resources := []string{r.url, r.tools}
-	statuses := make([]int, len(resources))
-	r.holdAnonymous(len(resources))
-	var wg sync.WaitGroup
-	for i, res := range resources {
-		wg.Go(func() { statuses[i] = send(tr.Client(), oauthtransport.WithKey(context.Background(), res), res) })
-	}
-	wg.Wait()
-	require.Equal(t, []int{http.StatusOK, http.StatusOK}, statuses)
+	require.Equal(t, []int{http.StatusOK, http.StatusOK}, r.sendEach(tr, resources, true))
 	require.Equal(t, int64(2), p.opens.Load(), "a login per resource")
 	for _, res := range resources {
 		require.Equal(t, clientID, r.lastAt(res).claims.ClientID, "the kept client")
