@@ -112,10 +112,9 @@ func callOK(ctx context.Context, tr *Transport, u string) error {
 }
 
 // callKeyed calls the resource u through tr, a keyed Transport, with u as
-// the key; the error is RoundTrip's (the status is not looked at).
+// the key; a status other than 200 is an error too.
 func callKeyed(tr *Transport, u string) error {
-	_, err := callMCP(WithKey(context.Background(), u), tr, u)
-	return err
+	return callOK(WithKey(context.Background(), u), tr, u)
 }
 
 // together runs call(0) to call(n-1) at once and, when all have returned,
