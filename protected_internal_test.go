@@ -178,6 +178,18 @@ func TestFollowChallengeBounded(t *testing.T) {
 	}
 	assert.False(t, p.FollowChallenge(forbid(strings.Join(many, " "))), "past maxScopes")
 	assert.True(t, p.FollowChallenge(&ResourceChallenge{StatusCode: 401, Challenges: []Challenge{{Scheme: "Bearer", Error: "invalid_token"}}}))
+	assert.False(t, p.stepUp)
+
+	// A 401 whose scopes go beyond the grant's asks for a new grant: a
+	// refresh would keep the old scopes.
+	person := newProtectedResource("https://mcp.example/mcp", &ClientConfig{Open: OpenBrowser}, nil).(personResource)
+	person.sess = &session{md: &ServerMetadata{Issuer: "https://as.example"}, scopes: []string{"a"}}
+	held := person.sess.tag(&oauth2.Token{AccessToken: "t", RefreshToken: "r"})
+	assert.False(t, person.wantsLogin(held))
+	assert.True(t, person.FollowChallenge(&ResourceChallenge{StatusCode: 401, Challenges: []Challenge{{Scheme: "Bearer", Scope: "a"}}}))
+	assert.False(t, person.wantsLogin(held), "no scope beyond the grant's")
+	assert.True(t, person.FollowChallenge(&ResourceChallenge{StatusCode: 401, Challenges: []Challenge{{Scheme: "Bearer", Scope: "a c"}}}))
+	assert.True(t, person.wantsLogin(held), "c is beyond the grant's scopes")
 }
 
 // The first request goes out without a token when its body can be sent

@@ -139,7 +139,13 @@ func (p *protectedResource) FollowChallenge(c *ResourceChallenge) bool {
 	case c.StatusCode == 403 || bearer.Error == "insufficient_scope":
 		return p.insufficientScope(c, bearer)
 	}
-	p.asked = union(p.asked, strings.Fields(bearer.Scope))
+	scopes := strings.Fields(bearer.Scope)
+	if all := p.union(scopes); len(all) <= maxScopes && len(all) > len(p.union(nil)) {
+		p.asked = all
+		// Scopes beyond a grant's: a refresh keeps the grant's, so the next
+		// token is asked for (a person logs in again).
+		p.stepUp = p.stepUp || p.sess != nil
+	}
 	return c.StatusCode == 401
 }
 
