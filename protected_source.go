@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/oauthtransport/oauthtransport/internal/wire"
 	"github.com/oauthtransport/oauthtransport/store"
 )
 
@@ -241,7 +243,11 @@ func (p *protectedResource) run(ctx context.Context, named string, asked []strin
 	if err != nil {
 		return nil, err
 	}
-	return p.build(ld, md, id, p.scopesFor(ld, md, asked)), nil
+	s := p.build(ld, md, id, p.scopesFor(ld, md, asked))
+	loggerOf(ctx).LogAttrs(ctx, slog.LevelDebug, "oauthtransport: following the resource's lead",
+		slog.String("resource", wire.ScrubURLs(ld.resource)), slog.String("metadata", wire.ScrubURLs(ld.from)), slog.String("issuer", md.Issuer),
+		slog.String("client_id", id.ClientID), slog.String("grant", p.grantType()), slog.String("scope", strings.Join(s.scopes, " ")))
+	return s, nil
 }
 
 // pickServer is the first authorization server the client is registered
@@ -338,6 +344,8 @@ func (p *protectedResource) register(ctx context.Context, md *ServerMetadata, re
 	if err != nil {
 		return identity{}, err
 	}
+	loggerOf(ctx).LogAttrs(ctx, slog.LevelDebug, "oauthtransport: registered a client", slog.String("issuer", md.Issuer),
+		slog.String("client_id", id.ClientID), slog.String("method", id.Method), slog.String("redirect_uri", id.Redirect))
 	p.mu.Lock()
 	p.ids[md.Issuer] = id
 	p.mu.Unlock()

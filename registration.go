@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -91,6 +92,17 @@ type registryKey struct{}
 
 func withRegistry(ctx context.Context, r registry) context.Context {
 	return context.WithValue(ctx, registryKey{}, r)
+}
+
+type loggerKey struct{}
+
+// loggerOf is the Transport's logger (WithLogger) in a Source's context;
+// one that discards outside a Transport.
+func loggerOf(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 func registryOf(ctx context.Context) (registry, bool) {
