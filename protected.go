@@ -91,7 +91,9 @@ type ClientConfig struct {
 	// none of its own.
 	Registered map[string]RegisteredClient
 	// MetadataDocument is the https URL of the client's Client ID
-	// Metadata Document: its client_id at servers that support them.
+	// Metadata Document: its client_id at servers that support them, a
+	// public client (no secret). Set RedirectURL to a redirect URI the
+	// document lists.
 	MetadataDocument string
 	// ClientName is the client_name of a dynamic registration ("" :
 	// "oauthtransport").
