@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -259,4 +260,25 @@ func TestProtectedResourceChallengeNamesUntrustedMetadata(t *testing.T) {
 			assert.Zero(t, b.opens.Load())
 		})
 	}
+}
+
+func TestProtectedResourceMetadataNeverAnswers(t *testing.T) {
+	t.Parallel()
+	// The metadata's server accepts the request and never answers: the
+	// caller's wait is bounded by the refresh timeout, and nothing is left
+	// behind (goleak, in TestMain).
+	e, sw := hostileMetadata(t, func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	tr := e.transport(t, e.person(), WithRefreshTimeout(300*time.Millisecond))
+	start := time.Now()
+	_, err := callMCP(context.Background(), tr, e.res.ResourceURL)
+	_, ok := errors.AsType[*TokenError](err)
+	require.True(t, ok, "a *TokenError, got %v", err)
+	assert.Less(t, time.Since(start), 10*time.Second, "bounded by the refresh timeout, not the metadata's server")
+	e.assertNothingSent(t)
+
+	sw.good.Store(true)
+	require.Eventually(t, func() bool {
+		status, err := callMCP(context.Background(), tr, e.res.ResourceURL)
+		return err == nil && status == http.StatusOK
+	}, 10*time.Second, 50*time.Millisecond, "served once the metadata answers (after the failure's cool-down)")
 }

@@ -199,6 +199,8 @@ func (p *protectedResource) session(ctx context.Context) (*session, error) {
 	p.mu.Lock()
 	s, named, asked := p.sess, p.named, slices.Clone(p.asked)
 	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, chainTimeout(ctx))
+	defer cancel()
 	switch {
 	case s != nil && named == "" && s.id.Dynamic && s.id.expired():
 		id, err := p.identify(ctx, s.md, false) // the registration's secret expired: a new one
@@ -362,6 +364,8 @@ func (p *protectedResource) registerAgain(ctx context.Context, s *session) (*ses
 	p.mu.Lock()
 	p.ids[s.md.Issuer] = s.id // the refused one: never adopted again
 	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, chainTimeout(ctx))
+	defer cancel()
 	id, err := p.identify(ctx, s.md, true)
 	if err != nil {
 		return nil, notPresented(err)

@@ -94,6 +94,18 @@ func withRegistry(ctx context.Context, r registry) context.Context {
 	return context.WithValue(ctx, registryKey{}, r)
 }
 
+type chainTimeoutKey struct{}
+
+// chainTimeout bounds the work of following a resource's lead (metadata,
+// registration), a machine's work even within a person's login: the
+// Transport's refresh timeout, else defaultRefreshTimeout.
+func chainTimeout(ctx context.Context) time.Duration {
+	if d, ok := ctx.Value(chainTimeoutKey{}).(time.Duration); ok && d > 0 {
+		return d
+	}
+	return defaultRefreshTimeout
+}
+
 type loggerKey struct{}
 
 // loggerOf is the Transport's logger (WithLogger) in a Source's context;

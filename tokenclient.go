@@ -95,12 +95,14 @@ func withTokenClient(ctx context.Context, c *http.Client) context.Context {
 
 // sourceContext is the context a Source is called with: the Transport's
 // token client (for the built-in sources, and under oauth2.HTTPClient for
-// x/oauth2 configs inside a SourceFunc), its logger, and the store where
-// ProtectedResource keeps client registrations.
+// x/oauth2 configs inside a SourceFunc), its logger and refresh timeout
+// (which bounds ProtectedResource's chain, also within a login), and the
+// store where ProtectedResource keeps client registrations.
 func sourceContext(ctx context.Context, e *env) context.Context {
 	ctx = withTokenClient(ctx, e.tokenClient)
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, e.tokenClient)
 	ctx = context.WithValue(ctx, loggerKey{}, e.log)
+	ctx = context.WithValue(ctx, chainTimeoutKey{}, e.opts.refreshTimeout)
 	return withRegistry(ctx, registry{s: e.store, prefix: e.opts.key})
 }
 
