@@ -49,8 +49,9 @@ import (
 // asks the person again, and the request is sent once more; a challenge
 // whose scopes were all asked for already is final (a *[ForbiddenError]).
 //
-// Untrusted metadata is bounded: documents of at most 1 MiB, every
-// request under the refresh timeout, https only (http on loopback), no
+// Untrusted metadata is bounded: documents of at most 1 MiB, each request
+// within 10 seconds and the whole chain (metadata, registration) within
+// the refresh timeout, also during a login; https only (http on loopback), no
 // redirect to another origin, and no URL but http(s) ever handed to
 // [ClientConfig].Open. Each refusal is a *[MetadataError] inside the
 // *[TokenError] the callers get.
