@@ -46,8 +46,11 @@ import (
 // A 401 and a 403 insufficient_scope are handed to it by the Transport
 // (see [ChallengeFollower]): a 403 insufficient_scope asks for the union
 // of the scopes asked before and the challenged ones, a person's grant
-// asks the person again, and the request is sent once more; a challenge
-// whose scopes were all asked for already is final (a *[ForbiddenError]).
+// asks the person again, and the request is sent once more. A 403 for
+// scopes all asked for already is final (a *[ForbiddenError]) when the
+// refused token is the newest (a request that carried an older one gets
+// the newer), so a resource that keeps refusing gets one step-up, not a
+// loop. A 401 asking for scopes beyond the grant's asks for them too.
 //
 // Untrusted metadata is bounded: documents of at most 1 MiB, each request
 // within 10 seconds and the whole chain (metadata, registration) within
