@@ -192,27 +192,31 @@ func TestFollowChallengeBounded(t *testing.T) {
 	assert.True(t, person.wantsLogin(held), "c is beyond the grant's scopes")
 }
 
-// The first request goes out without a token when its body can be sent
-// again; one whose body cannot gets a token first. A resource that asks
-// for no token gets none.
-func TestChallengeFirstRequest(t *testing.T) {
-	var mu sync.Mutex
-	var seen []string // the Authorization of each API request
-	open := false     // the API needs no token
-	var res *httptest.Server
+// firstRequestAPI is a resource (metadata naming as, a client-credentials
+// server answering the token "cc") that records the Authorization of
+// each API request, and needs a token unless open.
+type firstRequestAPI struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []string
+	open bool
+}
+
+func newFirstRequestAPI(t *testing.T) *firstRequestAPI {
+	a := &firstRequestAPI{}
 	as := newMetadataServer(t, "/.well-known/oauth-authorization-server", func(base string) map[string]any {
 		return map[string]any{"issuer": base, "token_endpoint": base + "/token"}
 	})
-	res = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/.well-known/oauth-protected-resource/mcp":
-			_ = json.NewEncoder(w).Encode(map[string]any{"resource": res.URL + "/mcp", "authorization_servers": []string{as.URL}})
+	as.Config.Handler = withToken(as.Config.Handler)
+	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/.well-known/oauth-protected-resource/mcp" {
+			_ = json.NewEncoder(w).Encode(map[string]any{"resource": a.URL + "/mcp", "authorization_servers": []string{as.URL}})
 			return
 		}
-		mu.Lock()
-		seen = append(seen, r.Header.Get("Authorization"))
-		free := open
-		mu.Unlock()
+		a.mu.Lock()
+		a.seen = append(a.seen, r.Header.Get("Authorization"))
+		free := a.open
+		a.mu.Unlock()
 		if !free && r.Header.Get("Authorization") != "Bearer cc" {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			w.WriteHeader(401)
@@ -220,55 +224,62 @@ func TestChallengeFirstRequest(t *testing.T) {
 		}
 		_, _ = w.Write([]byte("ok"))
 	}))
-	t.Cleanup(res.Close)
-	as.Config.Handler = withToken(as.Config.Handler) // a client-credentials token at as's /token
-	tr, err := New(ProtectedResource(res.URL+"/mcp", &ClientConfig{Registered: map[string]RegisteredClient{"": {ClientID: "c", ClientSecret: "s"}}}))
-	require.NoError(t, err)
-	defer tr.Close()
+	t.Cleanup(a.Close)
+	return a
+}
 
-	unreadable := &http.Request{Method: http.MethodPost, URL: mustURL(t, res.URL+"/mcp"), Header: http.Header{},
+// took returns the Authorization headers seen since the last call, and
+// sets whether the API needs a token from now on.
+func (a *firstRequestAPI) took(open bool) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	seen := a.seen
+	a.seen, a.open = nil, open
+	return seen
+}
+
+func (a *firstRequestAPI) transport(t *testing.T, opts ...Option) *Transport {
+	tr, err := New(ProtectedResource(a.URL+"/mcp", &ClientConfig{Registered: map[string]RegisteredClient{"": {ClientID: "c", ClientSecret: "s"}}}), opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	return tr
+}
+
+func (a *firstRequestAPI) post(t *testing.T, tr *Transport) {
+	resp, err := tr.Client().Post(a.URL+"/mcp", "application/json", strings.NewReader("{}"))
+	require.NoError(t, err)
+	resp.Body.Close()
+}
+
+// The first request goes out without a token when its body can be sent
+// again; one whose body cannot gets a token first. A resource that asks
+// for no token gets none.
+func TestChallengeFirstRequest(t *testing.T) {
+	a := newFirstRequestAPI(t)
+	unreadable := &http.Request{Method: http.MethodPost, URL: mustURL(t, a.URL+"/mcp"), Header: http.Header{},
 		Body: nopCloser{strings.NewReader("{}")}, ContentLength: 2}
-	resp, err := tr.RoundTrip(unreadable.WithContext(context.Background()))
+	resp, err := a.transport(t).RoundTrip(unreadable.WithContext(context.Background()))
 	require.NoError(t, err)
 	resp.Body.Close()
-	mu.Lock()
-	assert.Equal(t, []string{"Bearer cc"}, seen, "a body that cannot be sent again: a token first")
-	seen, open = nil, true
-	mu.Unlock()
+	assert.Equal(t, []string{"Bearer cc"}, a.took(true), "a body that cannot be sent again: a token first")
 
-	tr2, err := New(ProtectedResource(res.URL+"/mcp", &ClientConfig{Registered: map[string]RegisteredClient{"": {ClientID: "c", ClientSecret: "s"}}}))
-	require.NoError(t, err)
-	defer tr2.Close()
-	resp, err = tr2.Client().Get(res.URL + "/mcp")
+	tr := a.transport(t)
+	resp, err = tr.Client().Get(a.URL + "/mcp")
 	require.NoError(t, err)
 	resp.Body.Close()
-	mu.Lock()
-	assert.Equal(t, []string{""}, seen, "no token asked for, none sent")
-	seen, open = nil, false
-	mu.Unlock()
-	resp, err = tr2.Client().Post(res.URL+"/mcp", "application/json", strings.NewReader("{}"))
-	require.NoError(t, err)
-	resp.Body.Close()
-	mu.Lock()
-	assert.Equal(t, []string{"", "Bearer cc"}, seen, "without a token, then once more with one")
-	seen = nil
-	mu.Unlock()
+	assert.Equal(t, []string{""}, a.took(false), "no token asked for, none sent")
+	a.post(t, tr)
+	assert.Equal(t, []string{"", "Bearer cc"}, a.took(false), "without a token, then once more with one")
+}
 
-	// A process that finds a token in the store sends it at once.
+// A process that finds a token in the store sends it at once.
+func TestChallengeFirstRequestAfterARestart(t *testing.T) {
+	a := newFirstRequestAPI(t)
 	shared := store.NewMemory()
-	for i := range 2 {
-		tr, err := New(ProtectedResource(res.URL+"/mcp", &ClientConfig{Registered: map[string]RegisteredClient{"": {ClientID: "c", ClientSecret: "s"}}}),
-			WithStore(shared, "mcp"))
-		require.NoError(t, err)
-		resp, err = tr.Client().Post(res.URL+"/mcp", "application/json", strings.NewReader("{}"))
-		require.NoError(t, err)
-		resp.Body.Close()
-		tr.Close()
-		want := map[int][]string{0: {"", "Bearer cc"}, 1: {"", "Bearer cc", "Bearer cc"}}[i]
-		mu.Lock()
-		assert.Equal(t, want, seen, "process %d", i)
-		mu.Unlock()
-	}
+	a.post(t, a.transport(t, WithStore(shared, "mcp")))
+	assert.Equal(t, []string{"", "Bearer cc"}, a.took(false))
+	a.post(t, a.transport(t, WithStore(shared, "mcp")))
+	assert.Equal(t, []string{"Bearer cc"}, a.took(false))
 }
 
 type nopCloser struct{ *strings.Reader }

@@ -123,7 +123,12 @@ func run(ctx context.Context, serverURL, scenario, contextJSON string, logger *s
 	}
 	defer session.Close()
 	logger.Info("initialized", "protocolVersion", session.InitializeResult().ProtocolVersion)
+	return useTools(ctx, session, logger)
+}
 
+// useTools lists the server's tools and calls one (test-tool when there
+// is one): the scenarios' step-up asks for more scope on tools/call.
+func useTools(ctx context.Context, session *mcp.ClientSession, logger *slog.Logger) error {
 	tools, err := session.ListTools(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("tools/list: %w", err)
