@@ -425,20 +425,7 @@ func testProtectedPerson(t *testing.T, s *oidcServer, r *mcpResource) {
 	require.Equal(t, anon+1, r.anonymousCalls(), "the first request went without a token, its 401 led the way")
 
 	after := s.stats(t)
-	require.Empty(t, after.RegistrationErrors, "no registration refused")
-	require.Len(t, after.Registrations, len(before.Registrations)+1, "one registration")
-	reg := after.Registrations[len(after.Registrations)-1]
-	assert.Equal(t, "interop person", reg.ClientName)
-	assert.Equal(t, "none", reg.AuthMethod, "a public client")
-	assert.Equal(t, "native", reg.ApplicationType)
-	assert.ElementsMatch(t, []string{"authorization_code", "refresh_token"}, reg.GrantTypes)
-	assert.Equal(t, []string{"code"}, reg.ResponseTypes)
-	require.Len(t, reg.RedirectURIs, 1)
-	redirect, err := url.Parse(reg.RedirectURIs[0])
-	require.NoError(t, err)
-	assert.True(t, redirect.Scheme == "http" && redirect.Hostname() == "127.0.0.1" && redirect.Port() != "" && redirect.Path == "/callback",
-		"a loopback redirect on a port of its own (RFC 8252), got %s", redirect)
-
+	reg := requireNativeRegistration(t, before, after)
 	code, codeBefore := after.Grants["authorization_code"], before.Grants["authorization_code"]
 	require.Equal(t, codeBefore.Success+1, code.Success, "one code exchange")
 	require.Equal(t, codeBefore.PKCE+1, code.PKCE, "its S256 challenge verified")
@@ -457,15 +444,7 @@ func testProtectedPerson(t *testing.T, s *oidcServer, r *mcpResource) {
 	require.NoError(t, err)
 	require.True(t, got.raw == first.AccessToken, "the token the resource accepted is the Transport's")
 	require.NotEmpty(t, first.RefreshToken, "the login brought a refresh token")
-	refreshed, err := tr.Refresh(ctx)
-	require.NoError(t, err)
-	require.True(t, first.AccessToken != refreshed.AccessToken, "a new access token")
-	require.True(t, refreshed.RefreshToken != "" && refreshed.RefreshToken != first.RefreshToken, "the refresh token rotated")
-	requireActive(t, s, first.RefreshToken, false, "the rotated-out refresh token")
-	requireActive(t, s, refreshed.RefreshToken, true, "the new refresh token")
-	rt, rtBefore := s.stats(t).Grants["refresh_token"], before.Grants["refresh_token"]
-	require.Equal(t, rtBefore.Success+1, rt.Success, "one refresh")
-	require.Equal(t, rtBefore.Resources[r.url]+1, rt.Resources[r.url], "resource named on the refresh")
+	refreshed := requireRotated(t, s, tr, first, before, r.url)
 
 	require.Equal(t, http.StatusOK, r.call(t, c, http.MethodGet))
 	m, got := r.accepts()
@@ -476,6 +455,43 @@ func testProtectedPerson(t *testing.T, s *oidcServer, r *mcpResource) {
 	require.Equal(t, int64(1), p.opens.Load(), "the refresh asked nobody")
 	require.Len(t, s.stats(t).Registrations, len(after.Registrations), "no second registration")
 	require.Equal(t, anon+1, r.anonymousCalls(), "one request without a token in all")
+}
+
+// requireNativeRegistration checks the one registration made between
+// before and after: a public native client with a loopback redirect.
+func requireNativeRegistration(t *testing.T, before, after providerStats) clientRegistration {
+	t.Helper()
+	require.Empty(t, after.RegistrationErrors, "no registration refused")
+	require.Len(t, after.Registrations, len(before.Registrations)+1, "one registration")
+	reg := after.Registrations[len(after.Registrations)-1]
+	assert.Equal(t, "interop person", reg.ClientName)
+	assert.Equal(t, "none", reg.AuthMethod, "a public client")
+	assert.Equal(t, "native", reg.ApplicationType)
+	assert.ElementsMatch(t, []string{"authorization_code", "refresh_token"}, reg.GrantTypes)
+	assert.Equal(t, []string{"code"}, reg.ResponseTypes)
+	require.Len(t, reg.RedirectURIs, 1)
+	redirect, err := url.Parse(reg.RedirectURIs[0])
+	require.NoError(t, err)
+	assert.True(t, redirect.Scheme == "http" && redirect.Hostname() == "127.0.0.1" && redirect.Port() != "" && redirect.Path == "/callback",
+		"a loopback redirect on a port of its own (RFC 8252), got %s", redirect)
+	return reg
+}
+
+// requireRotated refreshes tr's token (first) and checks that the refresh
+// token rotated, the old one is inactive at the provider, and the refresh
+// named the resource.
+func requireRotated(t *testing.T, s *oidcServer, tr *oauthtransport.Transport, first *oauth2.Token, before providerStats, resource string) *oauth2.Token {
+	t.Helper()
+	refreshed, err := tr.Refresh(context.Background())
+	require.NoError(t, err)
+	require.True(t, first.AccessToken != refreshed.AccessToken, "a new access token")
+	require.True(t, refreshed.RefreshToken != "" && refreshed.RefreshToken != first.RefreshToken, "the refresh token rotated")
+	requireActive(t, s, first.RefreshToken, false, "the rotated-out refresh token")
+	requireActive(t, s, refreshed.RefreshToken, true, "the new refresh token")
+	rt, rtBefore := s.stats(t).Grants["refresh_token"], before.Grants["refresh_token"]
+	require.Equal(t, rtBefore.Success+1, rt.Success, "one refresh")
+	require.Equal(t, rtBefore.Resources[resource]+1, rt.Resources[resource], "resource named on the refresh")
+	return refreshed
 }
 
 // testProtectedSharedStore: a second Transport sharing the first one's
