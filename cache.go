@@ -404,9 +404,10 @@ var noCredential = &record{tok: &oauth2.Token{}}
 
 // challengeFirster is a Source that wants a resource's challenge before
 // its first token (ProtectedResource: the 401 names the resource's
-// metadata and the scopes to ask for).
+// metadata and the scopes to ask for). stored reports whether the store
+// holds a token for the key; the Source asks it once, not per request.
 type challengeFirster interface {
-	challengeFirst() bool
+	challengeFirst(stored func() bool) bool
 }
 
 // currentOrNone is current, except that a key without a token, here or
@@ -417,10 +418,12 @@ type challengeFirster interface {
 // Only for a request whose body can be sent again.
 func currentOrNone(k *credentialCache, ctx context.Context) (*credential, error) {
 	if k.cur.Load() == nil && k.seen.Load() == nil {
-		if f, ok := k.src.(challengeFirster); ok && f.challengeFirst() {
-			if rec, err := load(ctx, k.slot()); err == nil && (rec == nil || rec.marker()) {
-				return &credential{rec: noCredential}, nil
-			}
+		f, ok := k.src.(challengeFirster)
+		if ok && f.challengeFirst(func() bool {
+			rec, err := load(ctx, k.slot())
+			return err != nil || (rec != nil && !rec.marker())
+		}) {
+			return &credential{rec: noCredential}, nil
 		}
 	}
 	return k.current(ctx)

@@ -157,10 +157,14 @@ func TestFollowChallengeBounded(t *testing.T) {
 		}
 		return c
 	}
-	assert.True(t, p.challengeFirst())
+	looks := 0
+	empty := func() bool { looks++; return false }
+	assert.True(t, p.challengeFirst(empty))
+	assert.True(t, p.challengeFirst(empty))
+	assert.Equal(t, 1, looks, "the store is looked at once")
 	assert.True(t, p.FollowChallenge(&ResourceChallenge{StatusCode: 401, Challenges: []Challenge{{Scheme: "Bearer", Scope: "a",
 		Params: map[string]string{"resource_metadata": "https://mcp.example/.well-known/oauth-protected-resource/mcp"}}}}))
-	assert.False(t, p.challengeFirst(), "a challenge came")
+	assert.False(t, p.challengeFirst(empty), "a challenge came")
 	assert.Equal(t, "https://mcp.example/.well-known/oauth-protected-resource/mcp", p.named)
 	assert.True(t, p.FollowChallenge(forbid("a b", "old")))
 	assert.Equal(t, []string{"a", "b"}, p.asked)

@@ -36,6 +36,7 @@ type protectedResource struct {
 	stepUp   bool           // a 403 asked for more scopes: the next token must have them (a person's: a login)
 	issued   [32]byte       // a hash of the last access token obtained
 	heard    bool           // a challenge came: no more requests without a token (challengeFirst)
+	empty    bool           // the store was found without a token for the key (challengeFirst)
 	ids      map[string]identity
 }
 
@@ -173,13 +174,24 @@ func (p *protectedResource) insufficientScope(c *ResourceChallenge, bearer Chall
 	return p.stepUp || (c.Token != nil && sha256.Sum256([]byte(c.Token.AccessToken)) != p.issued)
 }
 
-// challengeFirst reports that no challenge came yet and no chain ran: the
-// Transport sends the first request without a token, and its 401 says
-// where the resource's metadata is and which scopes to ask for.
-func (p *protectedResource) challengeFirst() bool {
+// challengeFirst reports that no challenge came yet, no chain ran and the
+// store holds no token (looked at once): the Transport sends the request
+// without a token, and its 401 says where the resource's metadata is and
+// which scopes to ask for.
+func (p *protectedResource) challengeFirst(stored func() bool) bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return !p.heard && p.sess == nil
+	first, looked := !p.heard && p.sess == nil, p.empty
+	p.mu.Unlock()
+	if !first || looked {
+		return first
+	}
+	if stored() {
+		return false
+	}
+	p.mu.Lock()
+	p.empty = true
+	p.mu.Unlock()
+	return true
 }
 
 // union is the scopes asked so far (by the chain and by challenges) and
