@@ -26,7 +26,9 @@ import (
 //     the 401 challenge, else /.well-known/oauth-protected-resource with
 //     resourceURL's path, then without it. Its resource must name
 //     resourceURL: the same origin, and a path that is resourceURL's path
-//     or a whole-segment prefix of it. A resource that publishes no
+//     or a whole-segment prefix of it. A resource that accepts DPoP-bound
+//     tokens only (dpop_bound_access_tokens_required) needs [WithDPoP].
+//     A resource that publishes no
 //     metadata (the MCP 2025-03-26 servers) is its own authorization
 //     server, at its origin.
 //  2. The authorization server's metadata: RFC 8414, then OpenID

@@ -9,6 +9,9 @@ package oauthtransport
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -281,4 +284,32 @@ func TestProtectedResourceMetadataNeverAnswers(t *testing.T) {
 		status, err := callMCP(context.Background(), tr, e.res.ResourceURL)
 		return err == nil && status == http.StatusOK
 	}, 10*time.Second, 50*time.Millisecond, "served once the metadata answers (after the failure's cool-down)")
+}
+
+func TestProtectedResourceRequiresDPoP(t *testing.T) {
+	t.Parallel()
+	// The resource accepts DPoP-bound tokens only (RFC 9728
+	// dpop_bound_access_tokens_required): a Transport without WithDPoP is
+	// told so before anything is asked of the server.
+	e, sw := hostileMetadata(t, nil)
+	sw.doc = func() any {
+		return map[string]any{"resource": e.res.ResourceURL, "authorization_servers": []string{e.as.URL}, "dpop_bound_access_tokens_required": true}
+	}
+	sw.good.Store(true)
+	tr := e.transport(t, e.person())
+	_, err := callMCP(context.Background(), tr, e.res.ResourceURL)
+	me := refusal(t, err, "protected resource metadata")
+	assert.Contains(t, me.Reason, "WithDPoP")
+	e.assertNothingSent(t)
+	assert.Zero(t, e.as.Registrations())
+
+	// With WithDPoP the chain goes on (this resource knows only Bearer, so
+	// the call itself ends in a 401).
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	bound := e.transport(t, e.person(), WithDPoP(key))
+	_, err = callMCP(context.Background(), bound, e.res.ResourceURL)
+	_, isMeta := errors.AsType[*MetadataError](err)
+	assert.False(t, isMeta, "not refused: %v", err)
+	assert.Equal(t, 1, e.as.Registrations(), "the chain went on to register")
 }

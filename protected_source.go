@@ -246,6 +246,9 @@ func (p *protectedResource) run(ctx context.Context, named string, asked []strin
 	if err != nil {
 		return nil, err
 	}
+	if ld.dpop && !dpopOn(ctx) {
+		return nil, refused(docResource, ld.from, "it accepts DPoP-bound access tokens only (dpop_bound_access_tokens_required): add WithDPoP to the Transport")
+	}
 	md, err := discoverServer(ctx, p.pickServer(ld.servers), ld.from == "")
 	if err != nil {
 		return nil, err

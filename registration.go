@@ -106,6 +106,16 @@ func chainTimeout(ctx context.Context) time.Duration {
 	return defaultRefreshTimeout
 }
 
+type dpopOnKey struct{}
+
+// dpopOn reports whether the Transport binds its tokens with DPoP
+// (WithDPoP); unknown outside a Transport (taken as yes: nothing is
+// refused there).
+func dpopOn(ctx context.Context) bool {
+	on, ok := ctx.Value(dpopOnKey{}).(bool)
+	return on || !ok
+}
+
 type loggerKey struct{}
 
 // loggerOf is the Transport's logger (WithLogger) in a Source's context;

@@ -37,6 +37,7 @@ type lead struct {
 	servers  []string // its authorization servers' issuers
 	scopes   []string // scopes_supported
 	from     string   // the metadata's URL; "" for a resource without metadata
+	dpop     bool     // dpop_bound_access_tokens_required
 }
 
 // errNotFound is a document the server does not have (a status other
@@ -75,7 +76,7 @@ func findLead(ctx context.Context, resourceURL, named string) (*lead, error) {
 		if len(m.AuthorizationServers) == 0 {
 			return nil, refused(docResource, where, "it names no authorization server")
 		}
-		return &lead{resource: m.Resource, servers: m.AuthorizationServers, scopes: m.ScopesSupported, from: where}, nil
+		return &lead{resource: m.Resource, servers: m.AuthorizationServers, scopes: m.ScopesSupported, from: where, dpop: m.DPoPRequired}, nil
 	}
 	return &lead{resource: resourceURL, servers: []string{string(appendOrigin(nil, ru))}}, nil
 }

@@ -103,6 +103,7 @@ func sourceContext(ctx context.Context, e *env) context.Context {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, e.tokenClient)
 	ctx = context.WithValue(ctx, loggerKey{}, e.log)
 	ctx = context.WithValue(ctx, chainTimeoutKey{}, e.opts.refreshTimeout)
+	ctx = context.WithValue(ctx, dpopOnKey{}, e.opts.dpop != nil)
 	return withRegistry(ctx, registry{s: e.store, prefix: e.opts.key})
 }
 
