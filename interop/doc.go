@@ -2,7 +2,7 @@
 // not write: ory/fosite, run in-process, the certified Node.js
 // oidc-provider, run on loopback from the npm registry, and Ory Hydra
 // v2.3.0, built from its own module (hydra/tools) and run on loopback, for
-// the grants a person authorizes. It is a module of its own so that their
+// the grants a person authorizes and ProtectedResource. It is a module of its own so that their
 // dependencies never reach the SDK's users.
 //
 // Its dependencies beyond the SDK's: github.com/ory/fosite (the server under

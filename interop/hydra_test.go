@@ -37,6 +37,7 @@ type hydraServer struct {
 	app    *httptest.Server // the login and consent app
 	mu     sync.Mutex
 	grants map[string]exchanges
+	named  map[[2]string]int64 // successful token requests by grant type and the resource (RFC 8707) they named
 }
 
 const hydraClient = "native-client"
@@ -88,7 +89,11 @@ func removeHydraBuild() {
 
 // startHydra starts Hydra with its proxy, its app and native-client; all
 // stop when t ends.
-func startHydra(t *testing.T) *hydraServer {
+func startHydra(t *testing.T) *hydraServer { return startHydraWith(t, nil) }
+
+// startHydraWith is startHydra with more settings (environment variables)
+// from more, given the proxy's URL (the issuer); nil adds none.
+func startHydraWith(t *testing.T, more func(front string) []string) *hydraServer {
 	bin, err := hydraBinary() // skipped without one, except under CI=true
 	if err != nil {
 		msg := "Ory Hydra could not be built (set HYDRA_BIN to a hydra v2.3.0 binary): " + err.Error()
@@ -98,7 +103,7 @@ func startHydra(t *testing.T) *hydraServer {
 		t.Skip(msg)
 	}
 	public, admin := freePort(t), freePort(t)
-	h := &hydraServer{admin: "http://" + admin, grants: map[string]exchanges{}}
+	h := &hydraServer{admin: "http://" + admin, grants: map[string]exchanges{}, named: map[[2]string]int64{}}
 	target, _ := url.Parse("http://" + public)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.Transport = http.DefaultTransport.(*http.Transport).Clone()
@@ -108,7 +113,11 @@ func startHydra(t *testing.T) *hydraServer {
 	h.app = httptest.NewServer(h.loginAndConsent())
 	t.Cleanup(h.app.Close)
 
-	exited := runHydra(t, bin, hydraEnv(public, admin, front.URL, h.app.URL))
+	env := hydraEnv(public, admin, front.URL, h.app.URL)
+	if more != nil {
+		env = append(env, more(front.URL)...)
+	}
+	exited := runHydra(t, bin, env)
 	h.waitReady(t, exited)
 	h.issuer = h.discoverIssuer(t, front.URL)
 	h.createClient(t)
@@ -191,7 +200,8 @@ func (h *hydraServer) waitReady(t *testing.T, exited <-chan struct{}) {
 }
 
 // countTokenRequests passes every request to Hydra's public port and
-// counts token requests per grant type. Hydra enforces PKCE for public
+// counts token requests per grant type (those that succeeded also by the
+// resources they named, which Hydra ignores). Hydra enforces PKCE for public
 // clients, so a code exchange that succeeded with a verifier had it
 // checked against an S256 challenge (the only method it allows).
 func (h *hydraServer) countTokenRequests(next http.Handler) http.Handler {
@@ -218,6 +228,11 @@ func (h *hydraServer) countTokenRequests(next http.Handler) http.Handler {
 			e.Success++
 		}
 		h.grants[form.Get("grant_type")] = e
+		for _, res := range form["resource"] {
+			if rec.status == http.StatusOK {
+				h.named[[2]string{form.Get("grant_type"), res}]++
+			}
+		}
 	})
 }
 
