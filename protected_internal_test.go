@@ -307,3 +307,52 @@ func withToken(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// A registration names the scopes the client will ask for (a server may
+// allow only those); one that a server refuses for them (400) is sent
+// again without them, once; other refusals are not retried.
+func TestRegisterScopes(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []map[string]any
+	refuseScoped, refuseAll := true, false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		bodies = append(bodies, body)
+		_, scoped := body["scope"]
+		refuse := refuseAll || refuseScoped && scoped
+		mu.Unlock()
+		if refuse {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":"invalid_client_metadata"}`))
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"client_id":"c1"}`))
+	}))
+	t.Cleanup(srv.Close)
+	md := &ServerMetadata{Issuer: srv.URL, Raw: map[string]any{"registration_endpoint": srv.URL + "/register"}}
+
+	id, err := register(context.Background(), md, "app", "", "client_credentials", []string{"mcp:read", "mcp:write"})
+	require.NoError(t, err)
+	assert.Equal(t, "c1", id.ClientID)
+	require.Len(t, bodies, 2)
+	assert.Equal(t, "mcp:read mcp:write", bodies[0]["scope"])
+	assert.NotContains(t, bodies[1], "scope", "sent again without the scopes")
+
+	mu.Lock()
+	bodies, refuseScoped = nil, false
+	mu.Unlock()
+	_, err = register(context.Background(), md, "app", "", "client_credentials", []string{"mcp:read"})
+	require.NoError(t, err)
+	assert.Len(t, bodies, 1, "accepted with its scopes")
+
+	mu.Lock()
+	bodies, refuseAll = nil, true
+	mu.Unlock()
+	_, err = register(context.Background(), md, "app", "", "client_credentials", nil)
+	var me *MetadataError
+	require.True(t, errors.As(err, &me), "a *MetadataError: %v", err)
+	assert.Len(t, bodies, 1, "a refusal without scopes is not retried")
+}

@@ -97,7 +97,7 @@ func (p *protectedResource) Token(ctx context.Context, _ *oauth2.Token) (*oauth2
 		return nil, err
 	}
 	tok, err := s.grant.Token(ctx, nil)
-	if err != nil && clientRejected(err) && s.id.Dynamic {
+	if err != nil && (clientRejected(err) || scopeRefused(err)) && s.id.Dynamic {
 		if s, err = p.registerAgain(ctx, s); err != nil {
 			return nil, err
 		}
@@ -215,11 +215,12 @@ func (p *protectedResource) session(ctx context.Context) (*session, error) {
 	defer cancel()
 	switch {
 	case s != nil && named == "" && s.id.Dynamic && s.id.expired():
-		id, err := p.identify(ctx, s.md, false) // the registration's secret expired: a new one
+		scopes := union(s.scopes, asked)
+		id, err := p.identify(ctx, s.md, false, scopes) // the registration's secret expired: a new one
 		if err != nil {
 			return nil, notPresented(err)
 		}
-		s = p.build(s.lead, s.md, id, union(s.scopes, asked))
+		s = p.build(s.lead, s.md, id, scopes)
 	case s != nil && named == "" && subset(asked, s.scopes):
 		return s, nil
 	case s != nil && named == "":
@@ -256,11 +257,12 @@ func (p *protectedResource) run(ctx context.Context, named string, asked []strin
 	if p.person() && !supportsS256(md) {
 		return nil, refused(docServer, md.Issuer, "it does not list PKCE S256 in code_challenge_methods_supported")
 	}
-	id, err := p.identify(ctx, md, false)
+	scopes := p.scopesFor(ld, md, asked)
+	id, err := p.identify(ctx, md, false, scopes)
 	if err != nil {
 		return nil, err
 	}
-	s := p.build(ld, md, id, p.scopesFor(ld, md, asked))
+	s := p.build(ld, md, id, scopes)
 	loggerOf(ctx).LogAttrs(ctx, slog.LevelDebug, "oauthtransport: following the resource's lead",
 		slog.String("resource", wire.ScrubURLs(ld.resource)), slog.String("metadata", wire.ScrubURLs(ld.from)), slog.String("issuer", md.Issuer),
 		slog.String("client_id", id.ClientID), slog.String("grant", p.grantType()), slog.String("scope", strings.Join(s.scopes, " ")))
@@ -295,7 +297,7 @@ func (p *protectedResource) scopesFor(ld *lead, md *ServerMetadata, asked []stri
 // identify returns the client at md's issuer: registered beforehand, a
 // Client ID Metadata Document, a registration kept, or a new one (always
 // a new one when fresh).
-func (p *protectedResource) identify(ctx context.Context, md *ServerMetadata, fresh bool) (identity, error) {
+func (p *protectedResource) identify(ctx context.Context, md *ServerMetadata, fresh bool, scopes []string) (identity, error) {
 	c, ok := p.client.Registered[md.Issuer]
 	if !ok {
 		c, ok = p.client.Registered[""]
@@ -321,7 +323,7 @@ func (p *protectedResource) identify(ctx context.Context, md *ServerMetadata, fr
 	if id, ok := p.kept(ctx, reg, md.Issuer, fresh); ok {
 		return id, nil
 	}
-	return p.register(ctx, md, reg, kept)
+	return p.register(ctx, md, reg, kept, scopes)
 }
 
 // kept is the registration kept for issuer, looked for (with the lock
@@ -345,7 +347,7 @@ func (p *protectedResource) kept(ctx context.Context, reg registry, issuer strin
 }
 
 // register registers the client dynamically and keeps the registration.
-func (p *protectedResource) register(ctx context.Context, md *ServerMetadata, reg registry, kept bool) (identity, error) {
+func (p *protectedResource) register(ctx context.Context, md *ServerMetadata, reg registry, kept bool, scopes []string) (identity, error) {
 	redirect := p.client.RedirectURL
 	if redirect == "" && p.person() {
 		var err error
@@ -357,7 +359,7 @@ func (p *protectedResource) register(ctx context.Context, md *ServerMetadata, re
 	if name == "" {
 		name = "oauthtransport"
 	}
-	id, err := register(ctx, md, name, redirect, reg.grant)
+	id, err := register(ctx, md, name, redirect, reg.grant, scopes)
 	if err != nil {
 		return identity{}, err
 	}
@@ -381,7 +383,7 @@ func (p *protectedResource) registerAgain(ctx context.Context, s *session) (*ses
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, chainTimeout(ctx))
 	defer cancel()
-	id, err := p.identify(ctx, s.md, true)
+	id, err := p.identify(ctx, s.md, true, s.scopes)
 	if err != nil {
 		return nil, notPresented(err)
 	}
@@ -474,16 +476,18 @@ func (r personResource) SpendsRefreshToken() bool { return true }
 
 func (r personResource) rotationGrace() time.Duration { return applySourceOptions(r.opts).grace }
 
-// login runs the chain if needed and asks the person. A kept
-// registration whose redirect port another program took is replaced
-// (before the person was asked), once.
+// login runs the chain if needed and asks the person. A dynamic
+// registration whose redirect port another program took (found before
+// the person is asked), or for which the server refuses the scopes asked
+// (invalid_scope: it registered fewer), is replaced once, registering
+// every scope asked.
 func (r personResource) login(ctx context.Context) (*oauth2.Token, error) {
 	s, err := r.session(ctx)
 	if err != nil {
 		return nil, err
 	}
 	tok, err := r.loginAs(ctx, s)
-	if errors.Is(err, errCannotListen) && s.id.Dynamic && r.client.RedirectURL == "" {
+	if s.id.Dynamic && (scopeRefused(err) || errors.Is(err, errCannotListen) && r.client.RedirectURL == "") {
 		if s, err = r.registerAgain(ctx, s); err != nil {
 			return nil, err
 		}
@@ -555,6 +559,14 @@ func union(a, b []string) []string {
 		}
 	}
 	return all
+}
+
+// scopeRefused reports an invalid_scope (from the authorization or the
+// token endpoint): a server may let a dynamic client ask only for the
+// scopes it registered, so a step-up registers again with them all.
+func scopeRefused(err error) bool {
+	te, ok := errors.AsType[*TokenError](err)
+	return ok && te.Code == "invalid_scope"
 }
 
 // clientRejected reports a token endpoint's invalid_client.

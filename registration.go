@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -164,9 +165,9 @@ func (r registry) save(ctx context.Context, issuer string, id identity) error {
 }
 
 // register registers a client at the server's registration endpoint
-// (RFC 7591) for grant, with the token endpoint authentication the
-// server supports.
-func register(ctx context.Context, md *ServerMetadata, name, redirect, grant string) (identity, error) {
+// (RFC 7591) for grant and scopes, with the token endpoint authentication
+// the server supports.
+func register(ctx context.Context, md *ServerMetadata, name, redirect, grant string, scopes []string) (identity, error) {
 	person := grant == "authorization_code"
 	endpoint := stringMember(md.Raw, "registration_endpoint")
 	if endpoint == "" {
@@ -174,6 +175,9 @@ func register(ctx context.Context, md *ServerMetadata, name, redirect, grant str
 	}
 	method := registrationMethod(md.TokenEndpointAuthMethodsSupported, person)
 	body := map[string]any{"client_name": name, "token_endpoint_auth_method": method}
+	if len(scopes) > 0 {
+		body["scope"] = strings.Join(scopes, " ") // a server may let a client ask only for these (Hydra)
+	}
 	if person {
 		body["redirect_uris"], body["grant_types"], body["response_types"] = []string{redirect}, []string{"authorization_code", "refresh_token"}, []string{"code"}
 		body["application_type"] = "native"
@@ -182,7 +186,11 @@ func register(ctx context.Context, md *ServerMetadata, name, redirect, grant str
 		// server requires redirect URIs.
 		body["grant_types"], body["response_types"] = []string{grant}, []string{}
 	}
-	data, err := post(ctx, endpoint, body)
+	data, status, err := post(ctx, endpoint, body)
+	if _, scoped := body["scope"]; scoped && status == http.StatusBadRequest {
+		delete(body, "scope") // a server may refuse scopes it does not know of (oidc-provider's resource scopes)
+		data, _, err = post(ctx, endpoint, body)
+	}
 	if err != nil {
 		return identity{}, err
 	}
@@ -225,31 +233,32 @@ func registrationMethod(supported []string, person bool) string {
 
 // post sends a registration request and returns the answer's body; a
 // status other than 201 or 200 is a *MetadataError with the server's
-// error code.
-func post(ctx context.Context, endpoint string, body map[string]any) ([]byte, error) {
+// error code, and that status.
+func post(ctx context.Context, endpoint string, body map[string]any) ([]byte, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
 	defer cancel()
 	data, _ := json.Marshal(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(data))
 	if err != nil {
-		return nil, refused(docRegistration, "", "the registration endpoint is not a valid URL")
+		return nil, 0, refused(docRegistration, "", "the registration endpoint is not a valid URL")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	resp, err := TokenClient(ctx).Do(req)
 	if err != nil {
 		if errors.Is(err, errRedirected) {
-			return nil, refused(docRegistration, endpoint, "it redirects to another origin")
+			return nil, 0, refused(docRegistration, endpoint, "it redirects to another origin")
 		}
-		return nil, fmt.Errorf("oauthtransport: client registration at %s: %w", wire.RedactURL(req.URL), errors.Unwrap(err))
+		return nil, 0, fmt.Errorf("oauthtransport: client registration at %s: %w", wire.RedactURL(req.URL), errors.Unwrap(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		code, _ := wire.OAuthErrorCode(resp)
 		wire.Drain(resp)
-		return nil, refused(docRegistration, endpoint, fmt.Sprintf("the server answered %d %s", resp.StatusCode, wire.OneLine(code, 100)))
+		return nil, resp.StatusCode, refused(docRegistration, endpoint, fmt.Sprintf("the server answered %d %s", resp.StatusCode, wire.OneLine(code, 100)))
 	}
-	return readDocument(resp.Body, docRegistration, req.URL)
+	answer, err := readDocument(resp.Body, docRegistration, req.URL)
+	return answer, resp.StatusCode, err
 }
 
 // One at a time within the process: registering a client at one issuer,

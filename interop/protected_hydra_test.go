@@ -490,10 +490,8 @@ func testProtectedHydraMachine(t *testing.T, h *hydraServer, r *hydraResource) {
 // registered clients (openid offline offline_access), a person's
 // ProtectedResource for a resource that asks for mcp:read should still
 // get a token: the client could register the scopes it will ask for
-// (RFC 7591 scope). Skipped: it fails (see the t.Skip).
+// (RFC 7591 scope), and does.
 func TestProtectedHydraDefaultScope(t *testing.T) {
-	t.Skip("SDK interop issue: registration.go register() sends no scope in the RFC 7591 request, so Hydra " +
-		"registers its default scope and answers the authorization request for mcp:read with invalid_scope")
 	t.Parallel()
 	_, r := startProtectedHydra(t, false)
 	p := newPerson(t)

@@ -304,6 +304,21 @@ type providerStats struct {
 	RegistrationErrors []map[string]interface{} `json:"registration_errors"`
 }
 
+// refused are the registrations the provider refused for another reason
+// than their scope. The SDK registers the scopes it will ask for (Ory
+// Hydra lets a client ask only for those), and registers again without
+// them when a server refuses scopes it does not list, as oidc-provider
+// does for resource scopes.
+func (s providerStats) refused() []map[string]interface{} {
+	var other []map[string]interface{}
+	for _, e := range s.RegistrationErrors {
+		if desc, _ := e["error_description"].(string); !strings.Contains(desc, "scope") {
+			other = append(other, e)
+		}
+	}
+	return other
+}
+
 // grantCounts are a grant type's token requests at the provider.
 type grantCounts struct {
 	Success   int64            `json:"success"`
@@ -461,7 +476,7 @@ func testProtectedPerson(t *testing.T, s *oidcServer, r *mcpResource) {
 // before and after: a public native client with a loopback redirect.
 func requireNativeRegistration(t *testing.T, before, after providerStats) clientRegistration {
 	t.Helper()
-	require.Empty(t, after.RegistrationErrors, "no registration refused")
+	require.Empty(t, after.refused(), "no registration refused but for its scopes")
 	require.Len(t, after.Registrations, len(before.Registrations)+1, "one registration")
 	reg := after.Registrations[len(after.Registrations)-1]
 	assert.Equal(t, "interop person", reg.ClientName)
@@ -530,7 +545,7 @@ func testProtectedSharedStore(t *testing.T, s *oidcServer, r *mcpResource) {
 	require.Equal(t, clientID, got.claims.ClientID, "refreshed as the client the first Transport registered")
 	mid := s.stats(t)
 	require.Len(t, mid.Registrations, len(st.Registrations), "the second Transport did not register")
-	require.Empty(t, mid.RegistrationErrors)
+	require.Empty(t, mid.refused())
 	require.Equal(t, st.Grants["refresh_token"].Success+1, mid.Grants["refresh_token"].Success, "one refresh")
 	require.Equal(t, int64(0), pb.opens.Load(), "the second Transport's person was never asked")
 
@@ -624,7 +639,7 @@ func testProtectedMachineRegistration(t *testing.T, s *oidcServer, r *mcpResourc
 		oauthtransport.WithStore(store.NewFile(t.TempDir()), "svc"))
 	status := r.call(t, tr.Client(), http.MethodGet)
 	after := s.stats(t)
-	require.Equal(t, before.RegistrationErrors, after.RegistrationErrors, "no registration refused")
+	require.Equal(t, before.refused(), after.refused(), "no registration refused but for its scopes")
 	require.Equal(t, http.StatusOK, status)
 	require.Len(t, after.Registrations, len(before.Registrations)+1, "one registration")
 	reg := after.Registrations[len(after.Registrations)-1]
