@@ -77,6 +77,9 @@ func (s *authCodeSource) login(ctx context.Context) (*oauth2.Token, error) {
 		return nil, &TokenError{Err: err}
 	}
 	if err := s.open(ctx, authURL); err != nil {
+		if r, answered := l.answered(); answered && r.err != nil {
+			return nil, r.err // the server's refusal reached the listener before open returned
+		}
 		if ctx.Err() != nil {
 			return nil, loginEnded(ctx, l.refused.Load())
 		}

@@ -8,6 +8,7 @@ package oauthtransport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -299,4 +300,31 @@ func TestAuthorizationCodeOpenFails(t *testing.T) {
 
 	_, err = interactiveOf(t, AuthorizationCode(srv.PublicConfig(), nil)).login(ctx)
 	assert.ErrorContains(t, err, "no open function")
+}
+
+// A refusal that reaches the listener before open returns with an error
+// (a scripted browser that treats the refusal page as a failure) is the
+// login's error: the server's code, not open's.
+func TestAuthorizationCodeDeniedBeforeOpenReturns(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	srv.Person(oauthtest.Deny)
+	open := func(ctx context.Context, authURL string) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req) // follows the refusal to the listener
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return fmt.Errorf("the page answered %d", resp.StatusCode)
+	}
+	ctx, _ := loginContext(t)
+	_, err := interactiveOf(t, AuthorizationCode(srv.PublicConfig(), open)).login(ctx)
+	require.ErrorIs(t, err, ErrAuthorizationDenied)
+	te, ok := errors.AsType[*TokenError](err)
+	require.True(t, ok)
+	assert.Equal(t, "access_denied", te.Code)
 }

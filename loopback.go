@@ -114,6 +114,16 @@ func (l *redirectListener) wait(ctx context.Context) (string, error) {
 	}
 }
 
+// answered returns the authorization response already received, if any.
+func (l *redirectListener) answered() (authResponse, bool) {
+	select {
+	case r := <-l.result:
+		return r, true
+	default:
+		return authResponse{}, false
+	}
+}
+
 // close stops the listener, once the page being served is sent (a
 // second at most).
 func (l *redirectListener) close() {

@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -47,6 +48,8 @@ type hydraResource struct {
 	url    string // the resource: base + "/mcp"
 	issuer string // exactly as Hydra's metadata states it
 	admin  string // Hydra's admin port
+
+	write atomic.Bool // mcp:write is required too (a step-up)
 
 	mu        sync.Mutex
 	accepted  []introspected // in order
@@ -157,8 +160,8 @@ func (r *hydraResource) serveResource(w http.ResponseWriter, req *http.Request) 
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	if !slices.Contains(got.scopes(), "mcp:read") {
-		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="mcp:read", resource_metadata="`+r.metadataURL()+`"`)
+	if need := r.required(); !subset(need, got.scopes()) {
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+strings.Join(need, " ")+`", resource_metadata="`+r.metadataURL()+`"`)
 		w.WriteHeader(http.StatusForbidden)
 		return
 	}
@@ -497,4 +500,45 @@ func TestProtectedHydraDefaultScope(t *testing.T) {
 	p := newPerson(t)
 	tr := newTransport(t, oauthtransport.ProtectedResource(r.url, &oauthtransport.ClientConfig{Open: p.open}))
 	require.Equal(t, http.StatusOK, r.get(t, tr.Client()))
+}
+
+// required are the scopes the resource requires now.
+func (r *hydraResource) required() []string {
+	if r.write.Load() {
+		return []string{"mcp:read", "mcp:write"}
+	}
+	return []string{"mcp:read"}
+}
+
+func subset(a, b []string) bool {
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestProtectedHydraStepUp: the resource starts requiring mcp:write. Hydra
+// lets a dynamic client ask only for the scopes it registered, so the
+// step-up's login is refused (invalid_scope) before the person is asked;
+// the client registers again with every scope asked, and the person logs
+// in once more: the request then goes through.
+func TestProtectedHydraStepUp(t *testing.T) {
+	t.Parallel()
+	h, r := startProtectedHydra(t, false)
+	p := newPerson(t)
+	before := h.clients(t)
+	tr := newTransport(t, oauthtransport.ProtectedResource(r.url, &oauthtransport.ClientConfig{Open: p.open}))
+	require.Equal(t, http.StatusOK, r.get(t, tr.Client()))
+	require.Len(t, newClients(before, h.clients(t)), 1)
+
+	r.write.Store(true)
+	require.Equal(t, http.StatusOK, r.get(t, tr.Client()))
+	_, got := r.last()
+	assert.Subset(t, got.scopes(), []string{"mcp:read", "mcp:write"})
+	clients := newClients(before, h.clients(t))
+	require.Len(t, clients, 2, "registered again for the added scope")
+	scopes := strings.Fields(clients[0].Scope + " " + clients[1].Scope)
+	assert.Contains(t, scopes, "mcp:write", "one of them registered mcp:write")
 }
