@@ -72,26 +72,20 @@ func (i introspected) scopes() []string { return strings.Fields(i.Scope) }
 
 // hydraRegistrationEnv enables dynamic client registration at Hydra's
 // public port (/oauth2/register, named registration_endpoint in its
-// metadata, which names none without a URL). With resourceScope, a client
-// registered without a scope (as ProtectedResource registers) may ask for
-// the resource's mcp:read besides Hydra's default scope (openid, offline,
-// offline_access: a refresh token); without it, for those alone.
-func hydraRegistrationEnv(resourceScope bool) func(front string) []string {
-	return func(front string) []string {
-		env := []string{"OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED=true",
-			"WEBFINGER_OIDC_DISCOVERY_CLIENT_REGISTRATION_URL=" + front + "/oauth2/register"}
-		if resourceScope {
-			env = append(env, `OIDC_DYNAMIC_CLIENT_REGISTRATION_DEFAULT_SCOPE=["openid","offline_access","offline","mcp:read"]`)
-		}
-		return env
-	}
+// metadata, which names none without a URL). Hydra's default scope for a
+// registered client is kept (openid, offline, offline_access): a client
+// may ask only for the scopes it registered, so ProtectedResource
+// registers those it will ask for.
+func hydraRegistrationEnv(front string) []string {
+	return []string{"OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED=true",
+		"WEBFINGER_OIDC_DISCOVERY_CLIENT_REGISTRATION_URL=" + front + "/oauth2/register"}
 }
 
 // startProtectedHydra starts Hydra with dynamic registration (see
 // hydraRegistrationEnv), then the resource naming its issuer as its
 // metadata states it.
-func startProtectedHydra(t *testing.T, resourceScope bool) (*hydraServer, *hydraResource) {
-	h := startHydraWith(t, hydraRegistrationEnv(resourceScope))
+func startProtectedHydra(t *testing.T) (*hydraServer, *hydraResource) {
+	h := startHydraWith(t, hydraRegistrationEnv)
 	md := hydraMetadata(t, h.issuer)
 	require.Equal(t, h.issuer+"/oauth2/register", md.Registration, "Hydra's metadata names its registration endpoint")
 	require.Contains(t, md.PKCE, "S256")
@@ -272,7 +266,7 @@ func (h *hydraServer) namedResource(grantType, resource string) int64 {
 // Hydra's clients and counts before and after.
 func TestProtectedHydra(t *testing.T) {
 	t.Parallel()
-	h, r := startProtectedHydra(t, true)
+	h, r := startProtectedHydra(t)
 	t.Run("IssuerAsPublished", func(t *testing.T) { testHydraIssuer(t, h, r) })
 	t.Run("PersonRegistersLogsInRefreshes", func(t *testing.T) { testProtectedHydraPerson(t, h, r) })
 	t.Run("SharedStoreKeepsRegistration", func(t *testing.T) { testProtectedHydraSharedStore(t, h, r) })
@@ -489,19 +483,6 @@ func testProtectedHydraMachine(t *testing.T, h *hydraServer, r *hydraResource) {
 	require.Equal(t, before, h.clients(t), "no registration")
 }
 
-// TestProtectedHydraDefaultScope: with Hydra's own default scope for
-// registered clients (openid offline offline_access), a person's
-// ProtectedResource for a resource that asks for mcp:read should still
-// get a token: the client could register the scopes it will ask for
-// (RFC 7591 scope), and does.
-func TestProtectedHydraDefaultScope(t *testing.T) {
-	t.Parallel()
-	_, r := startProtectedHydra(t, false)
-	p := newPerson(t)
-	tr := newTransport(t, oauthtransport.ProtectedResource(r.url, &oauthtransport.ClientConfig{Open: p.open}))
-	require.Equal(t, http.StatusOK, r.get(t, tr.Client()))
-}
-
 // required are the scopes the resource requires now.
 func (r *hydraResource) required() []string {
 	if r.write.Load() {
@@ -526,7 +507,7 @@ func subset(a, b []string) bool {
 // in once more: the request then goes through.
 func TestProtectedHydraStepUp(t *testing.T) {
 	t.Parallel()
-	h, r := startProtectedHydra(t, false)
+	h, r := startProtectedHydra(t)
 	p := newPerson(t)
 	before := h.clients(t)
 	tr := newTransport(t, oauthtransport.ProtectedResource(r.url, &oauthtransport.ClientConfig{Open: p.open}))
