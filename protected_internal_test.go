@@ -356,3 +356,24 @@ func TestRegisterScopes(t *testing.T) {
 	require.True(t, errors.As(err, &me), "a *MetadataError: %v", err)
 	assert.Len(t, bodies, 1, "a refusal without scopes is not retried")
 }
+
+// resourceMatches reads an untrusted resource value: it never panics, and
+// a match is always of the URL's own origin.
+func FuzzResourceMatches(f *testing.F) {
+	f.Add("https://mcp.example.com/tenant", "https://mcp.example.com/tenant/mcp")
+	f.Add("https://evil.example.com/mcp", "https://mcp.example.com/mcp")
+	f.Add("http://[::1]:80/a/../b", "http://[::1]/b")
+	f.Add("https://mcp.example.com/%2e%2e/", "https://mcp.example.com/x")
+	f.Fuzz(func(t *testing.T, resource, called string) {
+		c, err := url.Parse(called)
+		if err != nil || c.Host == "" {
+			return
+		}
+		if resourceMatches(resource, c) {
+			r, err := url.Parse(resource)
+			if err != nil || !sameOrigin(r, c) {
+				t.Fatalf("a match of another origin")
+			}
+		}
+	})
+}
