@@ -32,6 +32,7 @@ func TestResourceMatches(t *testing.T) {
 		"http://mcp.example.com/tenant/mcp":    false,
 		"https://mcp.example.com:8443/tenant":  false,
 		"https://mcp.example.com/tenant?x=1":   false,
+		"https://u@mcp.example.com/tenant/mcp": false,
 		"/tenant/mcp":                          false,
 	} {
 		assert.Equal(t, want, resourceMatches(resource, called), resource)

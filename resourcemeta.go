@@ -97,7 +97,7 @@ func wellKnown(u *url.URL, suffix string) []string {
 // ending at a segment boundary (RFC 9728 §3.3, as MCP clients read it).
 func resourceMatches(resource string, called *url.URL) bool {
 	r, err := url.Parse(resource)
-	if err != nil || r.Host == "" || r.RawQuery != "" || r.Fragment != "" || !sameOrigin(r, called) {
+	if err != nil || r.Host == "" || r.User != nil || r.RawQuery != "" || r.Fragment != "" || !sameOrigin(r, called) {
 		return false
 	}
 	rp, cp := strings.TrimSuffix(r.EscapedPath(), "/"), strings.TrimSuffix(called.EscapedPath(), "/")
