@@ -70,15 +70,13 @@ func (a *attempt) run() (*http.Response, error) {
 	}
 }
 
-// first is the first request to send: with the credential, or as the
-// caller made it when there is none yet (see currentOrNone).
+// first is the first request to send: with the credential, or the
+// caller's as it is when there is none yet (see currentOrNone).
 func (a *attempt) first() (*http.Request, error) {
-	if !unauthenticated(a.c) {
-		return a.t.authz.authorize(a.req, a.req.Body, a.c)
+	if unauthenticated(a.c) {
+		return a.req, nil
 	}
-	out := new(http.Request)
-	*out = *a.req
-	return out, nil
+	return a.t.authz.authorize(a.req, a.req.Body, a.c)
 }
 
 // decide reads the outcome of a send: done (a response or an error), a

@@ -397,8 +397,6 @@ func (k *credentialCache) retire() bool {
 	return k.flights.retire()
 }
 
-// spends reports whether refreshing from base through src presents a
-// refresh token.
 // noCredential is the record of a request sent without a credential.
 var noCredential = &record{tok: &oauth2.Token{}}
 
@@ -432,6 +430,8 @@ func currentOrNone(k *credentialCache, ctx context.Context) (*credential, error)
 // unauthenticated reports a credential of no token (currentOrNone).
 func unauthenticated(c *credential) bool { return c.rec == noCredential }
 
+// spends reports whether refreshing from base through src presents a
+// refresh token.
 func spends(src Source, base *record) bool {
 	if s, ok := src.(RefreshTokenSpender); ok {
 		return s.SpendsRefreshToken()

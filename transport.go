@@ -136,17 +136,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var k *credentialCache
 	var c *credential
 	var err error
-	switch {
-	case t.keyed == nil && !rewindable(req): // one token: the direct call is the hot path
+	get := currentOrNone
+	if !rewindable(req) {
+		get = (*credentialCache).current // a body sent once: with a token
+	}
+	if t.keyed == nil { // one token: no eviction to follow (the hot path)
 		k = t.cache
-		c, err = k.current(req.Context())
-	case t.keyed == nil:
-		k = t.cache
-		c, err = currentOrNone(k, req.Context())
-	case !rewindable(req):
-		k, c, err = t.credential(req.Context(), (*credentialCache).current)
-	default:
-		k, c, err = t.credential(req.Context(), currentOrNone)
+		c, err = get(k, req.Context())
+	} else {
+		k, c, err = t.credential(req.Context(), get)
 	}
 	if err != nil {
 		closeBody(req)
