@@ -50,7 +50,12 @@ type session struct {
 	grant  Source
 }
 
-type personResource struct{ *protectedResource }
+// personResource is a ProtectedResource a person logs in to; grace and
+// timeout are its options' WithRotationGrace and WithLoginTimeout.
+type personResource struct {
+	*protectedResource
+	grace, timeout time.Duration
+}
 
 // The interfaces they implement.
 var (
@@ -66,7 +71,12 @@ func newProtectedResource(resourceURL string, client *ClientConfig, opts []Sourc
 		p.client = *client
 	}
 	if p.person() {
-		return personResource{p}
+		o := applySourceOptions(opts)
+		r := personResource{protectedResource: p, grace: o.grace, timeout: o.timeout}
+		if r.timeout <= 0 {
+			r.timeout = defaultLoginTimeout
+		}
+		return r
 	}
 	return p
 }
@@ -474,7 +484,7 @@ func (r personResource) Token(ctx context.Context, current *oauth2.Token) (*oaut
 // token.
 func (r personResource) SpendsRefreshToken() bool { return true }
 
-func (r personResource) rotationGrace() time.Duration { return applySourceOptions(r.opts).grace }
+func (r personResource) rotationGrace() time.Duration { return r.grace }
 
 // login runs the chain if needed and asks the person. A dynamic
 // registration whose redirect port another program took (found before
@@ -512,12 +522,7 @@ func (r personResource) loginAs(ctx context.Context, s *session) (*oauth2.Token,
 	return s.grant.(interactive).login(ctx)
 }
 
-func (r personResource) loginTimeout() time.Duration {
-	if d := applySourceOptions(r.opts).timeout; d > 0 {
-		return d
-	}
-	return defaultLoginTimeout
-}
+func (r personResource) loginTimeout() time.Duration { return r.timeout }
 
 // wantsLogin reports whether the next token must come from the person:
 // a 403 asked for scopes the person has not granted (a refresh keeps the
