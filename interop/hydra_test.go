@@ -102,9 +102,8 @@ func startHydraWith(t *testing.T, more func(front string) []string) *hydraServer
 		}
 		t.Skip(msg)
 	}
-	public, admin := freePort(t), freePort(t)
-	h := &hydraServer{admin: "http://" + admin, grants: map[string]exchanges{}, named: map[[2]string]int64{}}
-	target, _ := url.Parse("http://" + public)
+	h := &hydraServer{grants: map[string]exchanges{}, named: map[[2]string]int64{}}
+	target := &url.URL{Scheme: "http"} // Hydra's public port, set by serveHydra
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.Transport = http.DefaultTransport.(*http.Transport).Clone()
 	front := httptest.NewServer(h.countTokenRequests(proxy))
@@ -113,12 +112,13 @@ func startHydraWith(t *testing.T, more func(front string) []string) *hydraServer
 	h.app = httptest.NewServer(h.loginAndConsent())
 	t.Cleanup(h.app.Close)
 
-	env := hydraEnv(public, admin, front.URL, h.app.URL)
+	var extra []string
 	if more != nil {
-		env = append(env, more(front.URL)...)
+		extra = more(front.URL)
 	}
-	exited := runHydra(t, bin, env)
-	h.waitReady(t, exited)
+	h.serve(t, bin, target, func(public, admin string) []string {
+		return append(hydraEnv(public, admin, front.URL, h.app.URL), extra...)
+	})
 	h.issuer = h.discoverIssuer(t, front.URL)
 	h.createClient(t)
 	return h
@@ -178,25 +178,45 @@ func freePort(t *testing.T) string {
 	return addr
 }
 
-// waitReady polls the admin port's readiness, within a loose bound.
-func (h *hydraServer) waitReady(t *testing.T, exited <-chan struct{}) {
+// serve runs Hydra on two free loopback ports until it is ready, and
+// points target at its public port. A port found free can be taken by
+// another test before Hydra binds it (Hydra then exits at start): it is
+// started again on other ports, three times at most.
+func (h *hydraServer) serve(t *testing.T, bin string, target *url.URL, env func(public, admin string) []string) {
+	for attempt := 1; ; attempt++ {
+		public, admin := freePort(t), freePort(t)
+		h.admin, target.Host = "http://"+admin, public
+		if h.waitReady(t, runHydra(t, bin, env(public, admin))) {
+			return
+		}
+		if attempt == 3 {
+			t.Fatal("Hydra exited at start three times (its logs are hydra.log in the test's temporary directories)")
+		}
+		t.Logf("Hydra exited at start on ports %s and %s; starting it again on others", public, admin)
+	}
+}
+
+// waitReady polls the admin port's readiness, within a loose bound; false
+// when Hydra exited first.
+func (h *hydraServer) waitReady(t *testing.T, exited <-chan struct{}) bool {
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			t.Fatal("Hydra exited at start (its log is hydra.log in the test's temporary directory)")
+			return false
 		default:
 		}
 		resp, err := http.Get(h.admin + "/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return true
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("Hydra was not ready within a minute")
+	return false
 }
 
 // countTokenRequests passes every request to Hydra's public port and
